@@ -1,0 +1,55 @@
+"""Keras callbacks for generative training."""
+
+import os
+
+import keras
+import numpy as np
+
+from keras_bigml.plotting import save_image_grid
+
+
+class ImageGridCallback(keras.callbacks.Callback):
+    """Save a grid of generated images after every ``every`` epochs.
+
+    The same latent vectors are decoded each time, so the grids show how one set
+    of samples evolves. Works with any model that has ``latent_dim`` and
+    ``generate(n, labels=None, z=None)``.
+
+    Parameters
+    ----------
+    directory : str
+        Where ``epoch_001.png``, ``epoch_002.png``, ... are written.
+    num_images : int
+    every : int
+    seed : int
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from keras_bigml.data import load_images
+    >>> from keras_bigml.generative import VAE
+    >>> vae = VAE(image_shape=(8, 8, 1), latent_dim=2, filters=(8,), hidden_units=16)
+    >>> vae.compile(optimizer="adam")
+    >>> out = tempfile.mkdtemp()
+    >>> _ = vae.fit(load_images("digits", limit=32), epochs=2, verbose=0,
+    ...             callbacks=[ImageGridCallback(out, num_images=9)])
+    >>> sorted(os.listdir(out))
+    ['epoch_001.png', 'epoch_002.png']
+    """
+
+    def __init__(self, directory, num_images=64, every=1, seed=0):
+        super().__init__()
+        self.directory = directory
+        self.num_images = num_images
+        self.every = every
+        self.seed = seed
+        self._z = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        if self._z is None:
+            rng = np.random.default_rng(self.seed)
+            self._z = rng.standard_normal((self.num_images, self.model.latent_dim)).astype("float32")
+        images = self.model.generate(z=self._z)
+        save_image_grid(images, os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"))

@@ -1,0 +1,179 @@
+"""The ``keras-bigml`` command line.
+
+Commands::
+
+    keras-bigml quickstart                 train the default models on bundled data
+    keras-bigml train vae --data SOURCE    train a model, write a run directory
+    keras-bigml generate DIR --n 64        sample a grid from a trained run
+"""
+
+import argparse
+import os
+import sys
+
+QUICKSTART_DIR = os.path.join("saved_models", "quickstart")
+
+
+def main(argv=None):
+    """Entry point of the ``keras-bigml`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        args.run(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"keras-bigml: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="keras-bigml",
+        description="Machine learning and image generation for big-data analysis.",
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    quickstart = commands.add_parser(
+        "quickstart", help="train the default models on bundled data (offline)",
+        description="Train a small VAE on scikit-learn's bundled digits and write a "
+        "sample grid, a .keras model and a SavedModel.",
+    )
+    quickstart.add_argument("--out", default=QUICKSTART_DIR, help="output folder (default: %(default)s)")
+    quickstart.add_argument("--epochs", type=int, default=40, help="training epochs (default: %(default)s)")
+    quickstart.set_defaults(run=_quickstart)
+
+    train = commands.add_parser("train", help="train a generative model", description="Train a model.")
+    models = train.add_subparsers(title="models", metavar="MODEL")
+    vae = models.add_parser(
+        "vae", help="variational autoencoder",
+        description="Train a convolutional VAE and write DIR/model.keras, DIR/saved_model/, "
+        "DIR/samples.png and DIR/history.json.",
+    )
+    _add_training_arguments(vae)
+    vae.add_argument("--latent-dim", type=int, default=16)
+    vae.add_argument("--filters", type=_int_tuple, default=(32, 64), help="encoder widths, e.g. 32,64")
+    vae.add_argument("--hidden-units", type=int, default=256)
+    vae.add_argument("--likelihood", choices=("bernoulli", "gaussian"), default="bernoulli")
+    vae.add_argument("--beta", type=float, default=1.0, help="weight of the KL term")
+    vae.add_argument("--conditional", action="store_true", help="condition on class labels")
+    vae.add_argument("--binarize", action="store_true", help="dynamic binarization of the pixels")
+    vae.set_defaults(run=_train_vae)
+
+    generate = commands.add_parser(
+        "generate", help="sample images from a trained run",
+        description="Load DIR/model.keras and save a grid of generated images.",
+    )
+    generate.add_argument("run_dir", metavar="DIR", help="a run directory (or a .keras file)")
+    generate.add_argument("--n", type=int, default=64, help="number of images (default: %(default)s)")
+    generate.add_argument("--labels", type=_int_tuple, help="class labels for conditional models, e.g. 0,1,2")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--out", default="grid.png", help="output PNG (default: %(default)s)")
+    generate.set_defaults(run=_generate)
+    return parser
+
+
+def _add_training_arguments(parser):
+    parser.add_argument("--data", default="digits", help="digits, tfds:NAME, a .npz path or an image folder")
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--image-size", type=int, help="resize images to this size")
+    parser.add_argument("--channels", type=int, choices=(1, 3))
+    parser.add_argument("--limit", type=int, help="use only this many training images")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=64, help="global batch size")
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker"))
+    parser.add_argument("--mixed-precision", choices=("bfloat16", "float16"), help="mixed-precision policy")
+    parser.add_argument("--seed", type=int, help="seed for reproducible runs")
+    parser.add_argument("--out", required=True, help="run directory to write")
+
+
+def _train_vae(args):
+    from keras_bigml.data import load_images
+
+    dataset = load_images(
+        args.data, split=args.split, image_size=args.image_size, channels=args.channels,
+        labels=args.conditional, batch_size=args.batch_size, seed=args.seed,
+        binarize=args.binarize, limit=args.limit,
+    )
+    image_shape = tuple(_element_images(dataset).shape[1:])
+    num_classes = _count_classes(dataset) if args.conditional else None
+    options = dict(
+        image_shape=image_shape, latent_dim=args.latent_dim, filters=args.filters,
+        hidden_units=args.hidden_units, likelihood=args.likelihood, beta=args.beta,
+        num_classes=num_classes, seed=args.seed,
+    )
+    _fit_and_report("vae", options, dataset, args)
+
+
+def _fit_and_report(model_name, options, dataset, args):
+    import keras
+
+    from keras_bigml.distribute import get_strategy
+    from keras_bigml.generative import VAE
+    from keras_bigml.runs import fit_and_save
+
+    if args.mixed_precision:
+        keras.mixed_precision.set_global_policy(f"mixed_{args.mixed_precision}")
+    if args.seed is not None:
+        keras.utils.set_random_seed(args.seed)
+    model_class = {"vae": VAE}[model_name]
+    with get_strategy(args.strategy).scope():
+        model = model_class(**options)
+        model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
+    paths = fit_and_save(model, dataset, args.out, args.epochs, verbose=_verbosity())
+    print(f"Trained {model_name} for {args.epochs} epochs. Wrote:")
+    for name, path in paths.items():
+        print(f"  {name:12s} {path}")
+
+
+def _quickstart(args):
+    print("Quickstart: a VAE on scikit-learn's bundled 8x8 digits, upscaled to 16x16.")
+    vae_args = build_parser().parse_args(
+        ["train", "vae", "--data", "digits", "--image-size", "16", "--epochs", str(args.epochs),
+         "--batch-size", "32", "--latent-dim", "8", "--seed", "0",
+         "--out", os.path.join(args.out, "vae")]
+    )
+    _train_vae(vae_args)
+
+
+def _generate(args):
+    import numpy as np
+
+    from keras_bigml.plotting import save_image_grid
+    from keras_bigml.runs import load_run_model
+
+    model = load_run_model(args.run_dir)
+    z = np.random.default_rng(args.seed).standard_normal((args.n, model.latent_dim)).astype("float32")
+    images = model.generate(z=z, labels=args.labels)
+    save_image_grid(images, args.out)
+    print(f"Wrote {args.n} generated images to {args.out}")
+
+
+def _element_images(dataset):
+    spec = dataset.element_spec
+    return spec[0] if isinstance(spec, tuple) else spec
+
+
+def _count_classes(dataset):
+    import tensorflow as tf
+
+    largest = dataset.reduce(tf.constant(-1), lambda top, batch: tf.maximum(top, tf.reduce_max(batch[1])))
+    return int(largest) + 1
+
+
+def _int_tuple(text):
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _verbosity():
+    return 1 if sys.stdout.isatty() else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,419 @@
+"""Image pipelines: one function turns any supported source into a `tf.data.Dataset`.
+
+Sources
+-------
+- ``"digits"``: scikit-learn's bundled 8x8 handwritten digits (offline default).
+- ``"tfds:NAME"``: a TensorFlow Datasets name, e.g. ``"tfds:mnist"`` or
+  ``"tfds:cycle_gan/horse2zebra"`` (downloaded on first use, or read from ``data_dir``).
+- a ``.npz`` path with the ``keras.datasets`` keys ``x_train, y_train, x_test, y_test``.
+- an image folder: images directly inside it (no labels) or in one sub-folder per
+  class (labels in sorted folder order); a ``SPLIT`` sub-folder is used when present.
+- numpy arrays: ``images`` or ``(images, labels)``.
+
+Every image comes out float32, NHWC, in ``value_range`` (default ``[0, 1]``).
+"""
+
+import os
+import socket
+
+import numpy as np
+import tensorflow as tf
+
+from keras_bigml.errors import DataError, DownloadUnavailableError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+BUILTIN_IMAGE_SETS = ("digits",)
+TFDS_DOWNLOAD_HOST = ("storage.googleapis.com", 443)
+
+_DIGITS_TRAIN_FRACTION = 0.8
+
+
+def load_images(
+    source="digits",
+    *,
+    split="train",
+    image_size=None,
+    channels=None,
+    value_range=(0.0, 1.0),
+    labels=False,
+    batch_size=64,
+    shuffle=True,
+    shuffle_buffer=10_000,
+    seed=None,
+    cache=False,
+    binarize=False,
+    limit=None,
+    drop_remainder=False,
+    data_dir=None,
+):
+    """Build a shuffled, batched, prefetched dataset of float images.
+
+    Parameters
+    ----------
+    source : str, path or array or tuple of arrays
+        Where the images come from (see the module docstring).
+    split : str
+        ``"train"`` or ``"test"`` (``.npz``, digits, folders), any TFDS split
+        (``"trainA"`` for CycleGAN sets), or ``"all"`` for digits and ``.npz``.
+    image_size : int or (int, int), optional
+        Resize to this height and width (antialiased). Default: keep the size
+        (for folders: the first image's size).
+    channels : int, optional
+        1 (grayscale) or 3 (RGB); converted when the source differs.
+    value_range : (float, float)
+        Output pixel range, e.g. ``(-1, 1)`` for a tanh generator.
+    labels : bool
+        Yield ``(images, labels)`` with int32 labels instead of images alone.
+    batch_size : int or None
+        ``None`` yields single images (for :func:`pair_unpaired`).
+    shuffle, shuffle_buffer, seed
+        Reshuffled every epoch; ``seed`` makes the order reproducible.
+    cache : bool or str
+        Cache decoded images in memory (``True``) or in a file (a path). In-memory
+        sources never need it.
+    binarize : bool
+        Dynamic binarization: each pixel becomes 1 with probability equal to its
+        intensity, drawn anew each epoch (for Bernoulli VAEs).
+    limit : int, optional
+        Use only the first ``limit`` examples.
+    drop_remainder : bool
+        Drop the last incomplete batch.
+    data_dir : str, optional
+        TFDS data directory holding a prepared copy.
+
+    Returns
+    -------
+    tf.data.Dataset
+
+    Examples
+    --------
+    >>> ds = load_images("digits", image_size=16, batch_size=32, seed=0)
+    >>> tuple(next(iter(ds)).shape)
+    (32, 16, 16, 1)
+    >>> ds = load_images("digits", labels=True, batch_size=8, value_range=(-1, 1))
+    >>> images, y = next(iter(ds))
+    >>> float(images.numpy().min()) >= -1.0, y.dtype.name
+    (True, 'int32')
+    """
+    image_size = _normalize_size(image_size)
+    if channels not in (None, 1, 3):
+        raise DataError(f"channels must be 1 or 3, got {channels!r}.")
+    low, high = _check_value_range(value_range)
+
+    dataset, has_labels = _read(source, split, image_size, channels, data_dir, labels)
+    if labels and not has_labels:
+        raise DataError(f"labels=True, but the source {_describe(source)} has no labels.")
+    if not labels and has_labels:
+        dataset = dataset.map(lambda image, label: image)
+    if limit is not None:
+        if limit < 1:
+            raise DataError(f"limit must be a positive number of examples, got {limit}.")
+        dataset = dataset.take(limit)
+    if cache:
+        dataset = dataset.cache("" if cache is True else os.fspath(cache))
+    if shuffle:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+
+    def finish(images):
+        if binarize:
+            images = tf.cast(tf.random.uniform(tf.shape(images), seed=seed) < images, tf.float32)
+        if (low, high) != (0.0, 1.0):
+            images = images * (high - low) + low
+        return images
+
+    if batch_size is not None:
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    if labels:
+        dataset = dataset.map(lambda x, y: (finish(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        dataset = dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def pair_unpaired(dataset_a, dataset_b, *, batch_size=1, steps=None):
+    """Zip two unpaired, unbatched image sets into batches of ``(image_a, image_b)``.
+
+    An epoch lasts as long as the larger set; the smaller one repeats (and
+    reshuffles, when it was built with ``shuffle=True``). Datasets that yield
+    ``(image, label)`` contribute their images only.
+
+    Parameters
+    ----------
+    dataset_a, dataset_b : tf.data.Dataset
+        Unbatched sets, e.g. from ``load_images(..., batch_size=None)``.
+    batch_size : int
+    steps : int, optional
+        Images per epoch from each side; needed when a set's size is unknown.
+
+    Examples
+    --------
+    >>> a = load_images("digits", batch_size=None, limit=30)
+    >>> b = load_images("digits", split="test", batch_size=None, image_size=16, limit=50)
+    >>> pairs = pair_unpaired(a, b, batch_size=10)
+    >>> len(list(pairs))
+    5
+    >>> [tuple(t.shape) for t in next(iter(pairs))]
+    [(10, 8, 8, 1), (10, 16, 16, 1)]
+    """
+    sides = []
+    for name, dataset in (("dataset_a", dataset_a), ("dataset_b", dataset_b)):
+        if isinstance(dataset.element_spec, tuple):
+            dataset = dataset.map(lambda image, *label: image)
+        if dataset.element_spec.shape.rank != 3:
+            raise DataError(
+                f"{name} must yield single HWC images (build it with batch_size=None), "
+                f"got elements of shape {dataset.element_spec.shape}."
+            )
+        sides.append(dataset)
+    if steps is None:
+        sizes = [int(d.cardinality()) for d in sides]
+        if min(sizes) == 0:
+            raise DataError("pair_unpaired got an empty dataset.")
+        if min(sizes) < 0:
+            raise DataError("A dataset's size is unknown: pass steps= to pair_unpaired.")
+        steps = max(sizes)
+    pairs = tf.data.Dataset.zip(tuple(d.repeat() for d in sides)).take(steps)
+    return pairs.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def network_available(address=TFDS_DOWNLOAD_HOST, timeout=3.0):
+    """Return whether a TCP connection to ``address`` opens within ``timeout`` seconds."""
+    try:
+        with socket.create_connection(address, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _read(source, split, image_size, channels, data_dir, want_labels):
+    """Return ``(dataset of (image, label) or image, has_labels)`` before batching."""
+    if isinstance(source, (np.ndarray, tuple, list)):
+        images, labels = source if isinstance(source, (tuple, list)) else (source, None)
+        return _from_arrays(images, labels, image_size, channels, "the given arrays")
+    if not isinstance(source, (str, os.PathLike)):
+        raise DataError(
+            f"Unsupported image source of type {type(source).__name__}: pass a name, "
+            "a path or numpy arrays."
+        )
+    source = os.fspath(source)
+    if source.startswith("tfds:"):
+        return _from_tfds(source[len("tfds:"):], split, image_size, channels, data_dir, want_labels)
+    if source == "digits":
+        images, labels = _digits(split)
+        return _from_arrays(images, labels, image_size, channels, "digits")
+    if source.endswith(".npz"):
+        images, labels = _npz(source, split)
+        return _from_arrays(images, labels, image_size, channels, source)
+    if os.path.isdir(source):
+        return _from_folder(source, split, image_size, channels)
+    if os.path.exists(source):
+        raise DataError(f"{source} is neither a .npz file nor an image folder.")
+    if os.sep in source or "." in os.path.basename(source):
+        raise DataError(f"No such file or folder: {source}")
+    raise DataError(
+        f"Unknown image dataset {source!r}: use one of {', '.join(BUILTIN_IMAGE_SETS)}, "
+        "'tfds:NAME', a .npz path, an image folder or numpy arrays."
+    )
+
+
+def _from_arrays(images, labels, image_size, channels, name):
+    images = _validated_images(np.asarray(images), name)
+    images = _resize_and_convert(tf.constant(images), image_size, channels).numpy()
+    if labels is None:
+        return tf.data.Dataset.from_tensor_slices(images), False
+    labels = np.asarray(labels)
+    if labels.shape != (len(images),):
+        raise DataError(
+            f"{name}: expected one label per image ({len(images)}), got labels of shape "
+            f"{labels.shape}."
+        )
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{name}: labels must be integers, got dtype {labels.dtype}.")
+    return tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32))), True
+
+
+def _validated_images(images, name):
+    """Check an image array and return it as float32 NHWC in [0, 1]."""
+    if images.size == 0:
+        raise DataError(f"{name} contains no images.")
+    if images.ndim == 3:
+        images = images[..., np.newaxis]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
+        raise DataError(
+            f"{name}: expected images shaped (N, H, W) or (N, H, W, C) with C in 1, 3, 4; "
+            f"got {images.shape}."
+        )
+    if images.dtype == np.bool_:
+        return images.astype(np.float32)
+    if np.issubdtype(images.dtype, np.integer):
+        low, high = images.min(), images.max()
+        if low < 0 or high > 255:
+            raise DataError(f"{name}: integer images must lie in [0, 255], found [{low}, {high}].")
+        return images.astype(np.float32) / 255.0
+    if not np.issubdtype(images.dtype, np.floating):
+        raise DataError(f"{name}: images must be numeric, got dtype {images.dtype}.")
+    if not np.all(np.isfinite(images)):
+        raise DataError(f"{name}: images contain NaN or infinite values.")
+    low, high = float(images.min()), float(images.max())
+    if low < 0.0 or high > 1.0:
+        raise DataError(
+            f"{name}: float images must lie in [0, 1], found [{low:g}, {high:g}] "
+            "(pass uint8 for 0..255)."
+        )
+    return images.astype(np.float32)
+
+
+def _resize_and_convert(images, image_size, channels):
+    """Resize (antialiased) and convert channels; works on HWC or NHWC float tensors."""
+    if image_size is not None and tuple(images.shape[-3:-1]) != image_size:
+        images = tf.clip_by_value(tf.image.resize(images, image_size, antialias=True), 0.0, 1.0)
+    source_channels = images.shape[-1]
+    if source_channels == 4:
+        images = images[..., :3]
+        source_channels = 3
+    if channels == 1 and source_channels == 3:
+        images = tf.image.rgb_to_grayscale(images)
+    elif channels == 3 and source_channels == 1:
+        images = tf.image.grayscale_to_rgb(images)
+    return images
+
+
+def _digits(split):
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = (bunch.images / 16.0).astype(np.float32)
+    order = np.random.default_rng(0).permutation(len(images))
+    n_train = int(len(images) * _DIGITS_TRAIN_FRACTION)
+    parts = {"train": order[:n_train], "test": order[n_train:], "all": np.arange(len(images))}
+    if split not in parts:
+        raise DataError(f"Unknown split {split!r} for digits: use one of {', '.join(parts)}.")
+    return images[parts[split]], bunch.target[parts[split]]
+
+
+def _npz(path, split):
+    if not os.path.isfile(path):
+        raise DataError(f"No such file: {path}")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path} is not a readable .npz archive ({error}).") from None
+    with archive:
+        keys = set(archive.files)
+        splits = ("train", "test") if split == "all" else (split,)
+        missing = [f"x_{s}" for s in splits if f"x_{s}" not in keys]
+        if missing:
+            raise DataError(
+                f"{path} has no array {missing[0]!r} for split {split!r}; it holds "
+                f"{', '.join(sorted(keys))} (expected the keras.datasets keys "
+                "x_train, y_train, x_test, y_test)."
+            )
+        images = np.concatenate([archive[f"x_{s}"] for s in splits])
+        has_labels = all(f"y_{s}" in keys for s in splits)
+        labels = np.concatenate([archive[f"y_{s}"] for s in splits]) if has_labels else None
+    return images, labels
+
+
+def _from_folder(folder, split, image_size, channels):
+    if os.path.isdir(os.path.join(folder, split)):
+        folder = os.path.join(folder, split)
+    paths = sorted(_image_files(folder, recursive=False))
+    class_names = sorted(
+        entry.name for entry in os.scandir(folder)
+        if entry.is_dir() and _image_files(entry.path, recursive=True)
+    )
+    labels = None
+    if not paths and class_names:
+        labels = []
+        for index, class_name in enumerate(class_names):
+            found = sorted(_image_files(os.path.join(folder, class_name), recursive=True))
+            paths += found
+            labels += [index] * len(found)
+    if not paths:
+        raise DataError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in {folder}.")
+    first = tf.io.decode_image(tf.io.read_file(paths[0]), expand_animations=False)
+    image_size = image_size or tuple(first.shape[:2])
+    channels = channels or (1 if first.shape[-1] == 1 else 3)
+
+    def decode(path):
+        image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
+        image = tf.ensure_shape(image, [None, None, None])
+        image = tf.cast(image, tf.float32) / 255.0
+        image = tf.cond(
+            tf.shape(image)[-1] == 1,
+            lambda: tf.image.grayscale_to_rgb(image),
+            lambda: image[..., :3],
+        )
+        image.set_shape([None, None, 3])
+        return _resize_and_convert(image, image_size, channels)
+
+    files = tf.data.Dataset.from_tensor_slices(paths)
+    images = files.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    if labels is None:
+        return images, False
+    label_ds = tf.data.Dataset.from_tensor_slices(np.asarray(labels, np.int32))
+    return tf.data.Dataset.zip((images, label_ds)), True
+
+
+def _image_files(folder, recursive):
+    found = []
+    for root, dirs, files in os.walk(folder):
+        found += [os.path.join(root, f) for f in files if f.lower().endswith(IMAGE_EXTENSIONS)]
+        if not recursive:
+            break
+    return found
+
+
+def _from_tfds(name, split, image_size, channels, data_dir, want_labels):
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise DataError(f"Unknown TFDS dataset {name!r}.") from None
+    if not builder.is_prepared():
+        if not network_available():
+            raise DownloadUnavailableError(
+                f"TFDS dataset {name!r} is not prepared in {builder.data_dir} and needs a "
+                "download, but the network is unreachable: pass data_dir= with a prepared "
+                "copy, or a .npz path or image folder instead."
+            )
+        builder.download_and_prepare()
+    features = builder.info.features
+    image_key = next((key for key in ("image", "img") if key in features), None)
+    if image_key is None:
+        raise DataError(f"TFDS dataset {name!r} has no 'image' feature.")
+    has_labels = "label" in features
+    try:
+        records = builder.as_dataset(split=split, shuffle_files=True)
+    except (ValueError, KeyError) as error:
+        raise DataError(f"TFDS dataset {name!r} has no split {split!r} ({error}).") from None
+
+    def decode(record):
+        image = tf.cast(record[image_key], tf.float32) / 255.0
+        image = _resize_and_convert(image, image_size, channels)
+        if has_labels and want_labels:
+            return image, tf.cast(record["label"], tf.int32)
+        return image
+
+    return records.map(decode, num_parallel_calls=tf.data.AUTOTUNE), has_labels and want_labels
+
+
+def _normalize_size(image_size):
+    if image_size is None:
+        return None
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
+        raise DataError(f"image_size must be a positive int or (height, width), got {image_size!r}.")
+    return size
+
+
+def _check_value_range(value_range):
+    low, high = (float(v) for v in value_range)
+    if not low < high:
+        raise DataError(f"value_range must be (low, high) with low < high, got {value_range!r}.")
+    return low, high
+
+
+def _describe(source):
+    return repr(source) if isinstance(source, (str, os.PathLike)) else "(arrays)"

@@ -1,0 +1,98 @@
+"""Distribution strategies by name, simulated CPU replicas, replica-aware noise.
+
+Example:
+
+>>> strategy = get_strategy("default")
+>>> strategy.num_replicas_in_sync
+1
+"""
+
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+STRATEGY_NAMES = ("auto", "default", "mirrored", "multiworker")
+
+
+def get_strategy(name="auto", devices=None):
+    """Return a `tf.distribute.Strategy` chosen by name.
+
+    Parameters
+    ----------
+    name : str
+        ``"auto"``: multi-worker when ``TF_CONFIG`` names several workers, mirrored
+        when this machine has two or more GPUs, else the default strategy.
+        ``"default"``: no distribution. ``"mirrored"``: all local GPUs, or the
+        given ``devices`` (e.g. logical CPUs from :func:`split_cpu`).
+        ``"multiworker"``: `MultiWorkerMirroredStrategy` configured by ``TF_CONFIG``.
+    devices : list of str, optional
+        Devices for ``"mirrored"``.
+    """
+    if name not in STRATEGY_NAMES:
+        raise ValueError(f"Unknown strategy {name!r}: use one of {', '.join(STRATEGY_NAMES)}.")
+    if name == "auto":
+        if _tf_config_workers() > 1:
+            name = "multiworker"
+        elif len(tf.config.list_logical_devices("GPU")) > 1:
+            name = "mirrored"
+        else:
+            name = "default"
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(devices)
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def split_cpu(num_devices):
+    """Split the physical CPU into ``num_devices`` logical devices; return their names.
+
+    Must run before TensorFlow initializes its devices (before any op runs), so
+    call it first thing in a test session or script.
+    """
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    current = tf.config.get_logical_device_configuration(cpu)
+    if current is None or len(current) != num_devices:
+        try:
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices
+            )
+        except RuntimeError:
+            raise RuntimeError(
+                f"split_cpu({num_devices}) must run before TensorFlow initializes its "
+                "devices; call it before building any model or tensor."
+            ) from None
+    return [device.name for device in tf.config.list_logical_devices("CPU")]
+
+
+def replica_normal(batch_size, shape, seed, dtype="float32"):
+    """Standard normal noise of shape ``(batch_size, *shape)`` for this replica's batch.
+
+    Each replica draws the noise of the whole global batch from the shared seed
+    and keeps its own slice, so that N replicas see exactly the noise one replica
+    would see for the same global batch, and no two replicas share samples.
+    """
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync if context is not None else 1
+    if replicas == 1:
+        return keras.random.normal((batch_size, *shape), seed=seed, dtype=dtype)
+    noise = keras.random.normal((batch_size * replicas, *shape), seed=seed, dtype=dtype)
+    start = tf.cast(context.replica_id_in_sync_group, tf.int32) * batch_size
+    return noise[start : start + batch_size]
+
+
+def global_mean(per_example_loss):
+    """Mean of per-example losses over the global batch (correct under any strategy).
+
+    Gradients are summed across replicas, so each replica divides its sum by the
+    global batch size; with one replica this is the plain mean.
+    """
+    per_example_loss = tf.cast(per_example_loss, tf.float32)
+    return tf.nn.compute_average_loss(per_example_loss)
+
+
+def _tf_config_workers():
+    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    return len(config.get("cluster", {}).get("worker", []))

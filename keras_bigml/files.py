@@ -1,0 +1,50 @@
+"""Atomic writes: a crash mid-write never destroys what was saved before."""
+
+import contextlib
+import os
+import shutil
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=""):
+    """Yield a temporary path beside `path`; on success move it onto `path`.
+
+    Works for files and directories. The temporary name ends with `suffix`
+    (Keras insists on `.keras` for model files). On an exception the old
+    `path` is untouched and the temporary is removed.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> target = os.path.join(tempfile.mkdtemp(), "notes.txt")
+    >>> with atomic_path(target) as tmp:
+    ...     _ = open(tmp, "w").write("hello")
+    >>> open(target).read()
+    'hello'
+    """
+    path = os.fspath(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    tmp_dir = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+    tmp = os.path.join(tmp_dir, os.path.basename(path) + suffix)
+    try:
+        yield tmp
+        _replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _replace(new, path):
+    if not os.path.isdir(new):
+        os.replace(new, path)
+        return
+    # A directory cannot be renamed over a non-empty one: move the old one
+    # aside first, so that one complete copy exists at every moment.
+    old = None
+    if os.path.exists(path):
+        old = path + ".old-" + str(os.getpid())
+        os.replace(path, old)
+    os.replace(new, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

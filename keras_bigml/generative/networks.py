@@ -1,0 +1,78 @@
+"""Network builders: functional Keras models made from `keras.Input`, so they are built."""
+
+import keras
+from keras import layers
+
+
+def check_image_shape(image_shape, downsamplings):
+    """Validate ``(height, width, channels)`` for a network that halves the size ``downsamplings`` times."""
+    if len(image_shape) != 3 or not all(isinstance(d, int) and d > 0 for d in image_shape):
+        raise ValueError(f"image_shape must be (height, width, channels), got {image_shape!r}.")
+    step = 2**downsamplings
+    if image_shape[0] % step or image_shape[1] % step:
+        raise ValueError(
+            f"image_shape {tuple(image_shape)}: height and width must be multiples of {step} "
+            f"for {downsamplings} stride-2 layers; resize the images or use fewer filters."
+        )
+
+
+def conv_encoder(image_shape, filters, hidden_units, output_units, num_classes=None, name="encoder"):
+    """Strided convolutions, then dense layers to ``output_units`` float32 outputs.
+
+    With ``num_classes`` the model takes ``[images, labels]`` and sees the one-hot
+    label beside the image features.
+
+    >>> encoder = conv_encoder((8, 8, 1), (16, 32), 64, 4)
+    >>> encoder.output.shape
+    (None, 4)
+    """
+    check_image_shape(image_shape, len(filters))
+    images = keras.Input(image_shape, name="images")
+    x = images
+    for width in filters:
+        x = layers.Conv2D(width, 3, strides=2, padding="same", activation="swish")(x)
+        x = layers.Conv2D(width, 3, padding="same", activation="swish")(x)
+    x = layers.Flatten()(x)
+    inputs = [images]
+    if num_classes:
+        labels = keras.Input((), dtype="int32", name="labels")
+        inputs.append(labels)
+        x = layers.Concatenate()([x, one_hot(labels, num_classes, x.dtype)])
+    x = layers.Dense(hidden_units, activation="swish")(x)
+    outputs = layers.Dense(output_units, dtype="float32")(x)
+    return keras.Model(inputs if num_classes else images, outputs, name=name)
+
+
+def deconv_decoder(latent_dim, image_shape, filters, hidden_units, num_classes=None, name="decoder"):
+    """Dense layers, then transposed convolutions up to ``image_shape`` float32 outputs.
+
+    ``filters`` lists the widths from the image side, as for the encoder, so the
+    same tuple gives mirrored networks.
+
+    >>> decoder = deconv_decoder(4, (8, 8, 1), (16, 32), 64)
+    >>> decoder.output.shape
+    (None, 8, 8, 1)
+    """
+    check_image_shape(image_shape, len(filters))
+    height, width, channels = image_shape
+    step = 2 ** len(filters)
+    z = keras.Input((latent_dim,), name="z")
+    x = z
+    inputs = [z]
+    if num_classes:
+        labels = keras.Input((), dtype="int32", name="labels")
+        inputs.append(labels)
+        x = layers.Concatenate()([x, one_hot(labels, num_classes, x.dtype)])
+    x = layers.Dense(hidden_units, activation="swish")(x)
+    x = layers.Dense((height // step) * (width // step) * filters[-1], activation="swish")(x)
+    x = layers.Reshape((height // step, width // step, filters[-1]))(x)
+    for units in reversed(filters):
+        x = layers.Conv2DTranspose(units, 3, strides=2, padding="same", activation="swish")(x)
+        x = layers.Conv2D(units, 3, padding="same", activation="swish")(x)
+    outputs = layers.Conv2D(channels, 3, padding="same", dtype="float32")(x)
+    return keras.Model(inputs if num_classes else z, outputs, name=name)
+
+
+def one_hot(labels, num_classes, dtype="float32"):
+    """One-hot encode integer labels inside a functional model."""
+    return keras.ops.one_hot(keras.ops.cast(labels, "int32"), num_classes, dtype=dtype)

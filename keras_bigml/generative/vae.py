@@ -1,0 +1,299 @@
+"""Variational autoencoder (Kingma & Welling, 2014) as a subclassed Keras model."""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_bigml.distribute import global_mean, replica_normal
+from keras_bigml.generative import losses
+from keras_bigml.generative.networks import conv_encoder, deconv_decoder
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+@keras.saving.register_keras_serializable(package="keras_bigml")
+class VAE(keras.Model):
+    """Convolutional VAE with the reparameterization trick and an analytic KL term.
+
+    Images are float32 NHWC in [0, 1]. ``fit`` takes batches of images, or of
+    ``(images, labels)`` for a class-conditional VAE (``num_classes`` set).
+
+    Parameters
+    ----------
+    image_shape : (int, int, int)
+        Height, width, channels; height and width multiples of ``2**len(filters)``.
+    latent_dim : int
+    filters : tuple of int
+        Convolution widths of the encoder (mirrored in the decoder).
+    hidden_units : int
+        Width of the dense layer between convolutions and latent space.
+    likelihood : {"bernoulli", "gaussian"}
+        Pixel model: Bernoulli logits (binary or binarized images), or a Gaussian
+        with a learned scale (continuous images).
+    beta : float
+        Weight of the KL term (beta-VAE); 1 gives the ELBO.
+    num_classes : int, optional
+        Condition encoder and decoder on integer labels.
+    seed : int, optional
+        Seed of the model's noise (reproducible runs).
+
+    Examples
+    --------
+    >>> from keras_bigml.data import load_images
+    >>> vae = VAE(image_shape=(8, 8, 1), latent_dim=2, filters=(8,), hidden_units=16, seed=0)
+    >>> vae.compile(optimizer="adam")
+    >>> history = vae.fit(load_images("digits", limit=64, batch_size=32), epochs=1, verbose=0)
+    >>> sorted(history.history)
+    ['kl_loss', 'loss', 'reconstruction_loss']
+    >>> vae.generate(4).shape
+    (4, 8, 8, 1)
+    """
+
+    def __init__(
+        self,
+        image_shape=(28, 28, 1),
+        latent_dim=16,
+        filters=(32, 64),
+        hidden_units=256,
+        likelihood="bernoulli",
+        beta=1.0,
+        num_classes=None,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"Unknown likelihood {likelihood!r}: use one of {', '.join(LIKELIHOODS)}.")
+        if latent_dim < 1:
+            raise ValueError(f"latent_dim must be positive, got {latent_dim}.")
+        if beta < 0:
+            raise ValueError(f"beta must be non-negative, got {beta}.")
+        self.image_shape = tuple(image_shape)
+        self.latent_dim = latent_dim
+        self.filters = tuple(filters)
+        self.hidden_units = hidden_units
+        self.likelihood = likelihood
+        self.beta = beta
+        self.num_classes = num_classes
+        self.seed = seed
+
+        self.encoder = conv_encoder(
+            self.image_shape, self.filters, hidden_units, 2 * latent_dim, num_classes
+        )
+        self.decoder = deconv_decoder(
+            latent_dim, self.image_shape, self.filters, hidden_units, num_classes
+        )
+        if likelihood == "gaussian":
+            self.log_scale = self.add_weight(
+                shape=(), initializer="zeros", dtype="float32", name="log_scale"
+            )
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.kl_tracker = keras.metrics.Mean(name="kl_loss")
+        self.built = True
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
+
+    def encode(self, images, labels=None, training=False):
+        """Return the posterior's ``(mean, log_var)``, float32, each ``(batch, latent_dim)``."""
+        params = self.encoder(self._with_labels(images, labels), training=training)
+        mean, log_var = tf.split(tf.cast(params, tf.float32), 2, axis=-1)
+        return mean, log_var
+
+    def decode(self, z, labels=None):
+        """Decode latent vectors to images in [0, 1] (the likelihood's mean)."""
+        return tf.clip_by_value(tf.sigmoid(self._decoder_output(z, labels)), 0.0, 1.0)
+
+    def call(self, inputs, training=False):
+        """Reconstruct images from the posterior mean; ``inputs`` may be ``(images, labels)``."""
+        images, labels = self._unpack(inputs)
+        mean, _ = self.encode(images, labels, training=training)
+        return self.decode(mean, labels)
+
+    def generate(self, n=None, labels=None, z=None):
+        """Sample images from the prior, as a numpy array in [0, 1].
+
+        A conditional VAE cycles through the classes when ``labels`` is None, and
+        repeats ``labels`` when fewer than ``n`` are given.
+        """
+        if z is None:
+            if n is None:
+                raise ValueError("generate needs n or z.")
+            z = keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
+        labels = self._labels_for(len(z), labels)
+        return keras.ops.convert_to_numpy(self.decode(z, labels))
+
+    def train_step(self, data):
+        images, labels = self._unpack(data)
+        with tf.GradientTape() as tape:
+            reconstruction, kl = self._per_example_losses(images, labels, training=True)
+            loss = global_mean(reconstruction + self.beta * kl)
+            scaled_loss = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled_loss, self.trainable_weights)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
+        return self._update_trackers(reconstruction, kl)
+
+    def test_step(self, data):
+        images, labels = self._unpack(data)
+        reconstruction, kl = self._per_example_losses(images, labels, training=False)
+        return self._update_trackers(reconstruction, kl)
+
+    def log_likelihood(self, images, labels=None, num_samples=100, batch_size=100, seed=0):
+        """Importance-weighted estimate of log p(x) per example, in nats.
+
+        Uses ``num_samples`` draws from the encoder as proposal (Burda et al.,
+        2016); the estimate is a lower bound that tightens as ``num_samples``
+        grows, and equals the ELBO's expectation for ``num_samples=1``.
+
+        Parameters
+        ----------
+        images : array or tf.data.Dataset
+            Images in [0, 1] (binary for the Bernoulli likelihood), or a dataset of
+            image batches (or ``(images, labels)`` batches).
+        labels : array, optional
+            Class labels for a conditional VAE.
+
+        Returns
+        -------
+        numpy.ndarray of shape (num_examples,)
+        """
+        generator = keras.random.SeedGenerator(seed)
+        chunk = max(1, min(num_samples, 50_000 // batch_size))
+        results = []
+        for batch_images, batch_labels in _batches(images, labels, batch_size):
+            log_weights = []
+            for start in range(0, num_samples, chunk):
+                draws = min(chunk, num_samples - start)
+                log_weights.append(
+                    self._log_importance_weights(batch_images, batch_labels, draws, generator)
+                )
+            log_weights = tf.concat(log_weights, axis=0)
+            estimate = tf.reduce_logsumexp(log_weights, axis=0) - math.log(num_samples)
+            results.append(estimate.numpy())
+        return np.concatenate(results)
+
+    def serving_functions(self):
+        """Signatures for `keras_bigml.export`: encode, decode and reconstruct."""
+        images = tf.TensorSpec((None, *self.image_shape), tf.float32, name="images")
+        z = tf.TensorSpec((None, self.latent_dim), tf.float32, name="z")
+        labels = [tf.TensorSpec((None,), tf.int32, name="labels")] if self.num_classes else []
+
+        def encode(images, labels=None):
+            mean, log_var = self.encode(images, labels)
+            return {"mean": mean, "log_var": log_var}
+
+        def decode(z, labels=None):
+            return {"images": self.decode(z, labels)}
+
+        def reconstruct(images, labels=None):
+            return {"images": self((images, labels))}
+
+        return {
+            "reconstruct": (reconstruct, [images, *labels]),
+            "encode": (encode, [images, *labels]),
+            "decode": (decode, [z, *labels]),
+        }
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            image_shape=list(self.image_shape),
+            latent_dim=self.latent_dim,
+            filters=list(self.filters),
+            hidden_units=self.hidden_units,
+            likelihood=self.likelihood,
+            beta=self.beta,
+            num_classes=self.num_classes,
+            seed=self.seed,
+        )
+        return config
+
+    def _per_example_losses(self, images, labels, training):
+        """Return per-example (negative reconstruction log-likelihood, KL), float32."""
+        mean, log_var = self.encode(images, labels, training=training)
+        noise = replica_normal(tf.shape(images)[0], (self.latent_dim,), self.seed_generator)
+        z = mean + tf.exp(0.5 * log_var) * noise
+        reconstruction = -self._reconstruction_log_likelihood(images, z, labels, training)
+        return reconstruction, losses.kl_divergence_normal(mean, log_var)
+
+    def _reconstruction_log_likelihood(self, images, z, labels, training=False):
+        output = self._decoder_output(z, labels, training)
+        if self.likelihood == "bernoulli":
+            return losses.bernoulli_log_likelihood(images, output)
+        return losses.gaussian_log_likelihood(images, tf.sigmoid(output), self.log_scale)
+
+    @tf.function(reduce_retracing=True)
+    def _log_importance_weights(self, images, labels, draws, generator):
+        """log p(x, z_s) - log q(z_s | x) for ``draws`` samples: shape (draws, batch)."""
+        mean, log_var = self.encode(images, labels)
+        batch = tf.shape(images)[0]
+        noise = keras.random.normal((draws, batch, self.latent_dim), seed=generator)
+        z = mean + tf.exp(0.5 * log_var) * noise
+        flat_z = tf.reshape(z, (-1, self.latent_dim))
+        repeat = lambda t: tf.reshape(tf.repeat(t[None], draws, axis=0), (-1, *t.shape[1:]))
+        flat_labels = None if labels is None else repeat(labels)
+        log_px_z = self._reconstruction_log_likelihood(repeat(images), flat_z, flat_labels)
+        log_pz = losses.normal_log_density(flat_z, tf.zeros_like(flat_z), tf.zeros_like(flat_z))
+        log_qz = losses.normal_log_density(
+            flat_z, tf.reshape(tf.repeat(mean[None], draws, 0), (-1, self.latent_dim)),
+            tf.reshape(tf.repeat(log_var[None], draws, 0), (-1, self.latent_dim)),
+        )
+        return tf.reshape(log_px_z + log_pz - log_qz, (draws, batch))
+
+    def _decoder_output(self, z, labels, training=False):
+        return tf.cast(self.decoder(self._with_labels(z, labels), training=training), tf.float32)
+
+    def _update_trackers(self, reconstruction, kl):
+        self.loss_tracker.update_state(reconstruction + self.beta * kl)
+        self.reconstruction_tracker.update_state(reconstruction)
+        self.kl_tracker.update_state(kl)
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    def _unpack(self, data):
+        if isinstance(data, (tuple, list)):
+            images, labels = data[0], data[1] if len(data) > 1 else None
+        else:
+            images, labels = data, None
+        if self.num_classes and labels is None:
+            raise ValueError(
+                f"This VAE is conditional (num_classes={self.num_classes}): feed "
+                "(images, labels) batches, e.g. load_images(..., labels=True)."
+            )
+        return images, labels if self.num_classes else None
+
+    def _with_labels(self, inputs, labels):
+        if not self.num_classes:
+            return inputs
+        if labels is None:
+            raise ValueError(f"This VAE is conditional (num_classes={self.num_classes}): pass labels.")
+        return [inputs, labels]
+
+    def _labels_for(self, n, labels):
+        if not self.num_classes:
+            return None
+        if labels is None:
+            return np.arange(n, dtype=np.int32) % self.num_classes
+        labels = np.resize(np.asarray(labels, dtype=np.int32), n)
+        if labels.min() < 0 or labels.max() >= self.num_classes:
+            raise ValueError(f"labels must lie in [0, {self.num_classes - 1}].")
+        return labels
+
+
+def _batches(images, labels, batch_size):
+    """Yield (images, labels-or-None) batches from arrays or a dataset."""
+    if isinstance(images, tf.data.Dataset):
+        for batch in images:
+            if isinstance(batch, (tuple, list)):
+                yield tf.convert_to_tensor(batch[0]), tf.convert_to_tensor(batch[1])
+            else:
+                yield tf.convert_to_tensor(batch), None
+        return
+    images = np.asarray(images, dtype=np.float32)
+    for start in range(0, len(images), batch_size):
+        batch_labels = None if labels is None else tf.constant(labels[start : start + batch_size], tf.int32)
+        yield tf.constant(images[start : start + batch_size]), batch_labels

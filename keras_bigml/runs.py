@@ -1,0 +1,67 @@
+"""A training run's outputs on disk: model, SavedModel, sample grid, history.
+
+Layout of a run directory ``DIR``::
+
+    DIR/model.keras      the model with its optimizer state (keras.saving.load_model)
+    DIR/saved_model/     TF SavedModel with serving signatures
+    DIR/samples.png      a grid of generated images
+    DIR/history.json     the metrics of every epoch
+    DIR/grids/           one sample grid per epoch
+"""
+
+import json
+import os
+
+import keras
+
+from keras_bigml.callbacks import ImageGridCallback
+from keras_bigml.export import export_saved_model
+from keras_bigml.files import atomic_path
+from keras_bigml.plotting import save_image_grid
+
+
+def fit_and_save(model, dataset, out_dir, epochs, verbose="auto", callbacks=()):
+    """Fit a compiled generative model and write the run directory; return the paths.
+
+    Example:
+
+    >>> import tempfile
+    >>> from keras_bigml.data import load_images
+    >>> from keras_bigml.generative import VAE
+    >>> vae = VAE(image_shape=(8, 8, 1), latent_dim=2, filters=(8,), hidden_units=16)
+    >>> vae.compile(optimizer="adam")
+    >>> paths = fit_and_save(vae, load_images("digits", limit=32), tempfile.mkdtemp(), 1, verbose=0)
+    >>> sorted(paths)
+    ['history', 'model', 'samples', 'saved_model']
+    """
+    grids = ImageGridCallback(os.path.join(out_dir, "grids"))
+    history = model.fit(dataset, epochs=epochs, verbose=verbose, callbacks=[grids, *callbacks])
+    return save_run(model, history.history, out_dir)
+
+
+def save_run(model, history, out_dir, num_samples=64):
+    """Write model, SavedModel, sample grid and history into ``out_dir``; return the paths."""
+    paths = {
+        "model": os.path.join(out_dir, "model.keras"),
+        "saved_model": os.path.join(out_dir, "saved_model"),
+        "samples": os.path.join(out_dir, "samples.png"),
+        "history": os.path.join(out_dir, "history.json"),
+    }
+    with atomic_path(paths["model"], suffix=".keras") as tmp:
+        model.save(tmp)
+    export_saved_model(model, paths["saved_model"])
+    save_image_grid(model.generate(num_samples), paths["samples"])
+    with atomic_path(paths["history"]) as tmp, open(tmp, "w") as file:
+        json.dump({key: [float(v) for v in values] for key, values in history.items()}, file, indent=1)
+    return paths
+
+
+def load_run_model(run_dir):
+    """Load ``run_dir/model.keras`` (or a ``.keras`` path) with a clear error when missing."""
+    path = run_dir if str(run_dir).endswith(".keras") else os.path.join(run_dir, "model.keras")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No trained model at {path}: train one with 'keras-bigml train'.")
+    try:
+        return keras.saving.load_model(path)
+    except Exception as error:
+        raise ValueError(f"{path} is not a readable Keras model file ({error}).") from None
