@@ -1,6 +1,7 @@
 """Keras callbacks for generative training."""
 
 import os
+import time
 
 import keras
 import numpy as np
@@ -53,3 +54,32 @@ class ImageGridCallback(keras.callbacks.Callback):
             self._z = rng.standard_normal((self.num_images, self.model.latent_dim)).astype("float32")
         images = self.model.generate(z=self._z)
         save_image_grid(images, os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"))
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stop training before an epoch would end past ``seconds`` of wall time.
+
+    The next epoch is assumed to last as long as the slowest one so far.
+
+    >>> TimeLimit(60).seconds
+    60
+    """
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+        self._start = None
+        self._epoch_start = None
+        self._slowest_epoch = 0.0
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        self._slowest_epoch = max(self._slowest_epoch, now - self._epoch_start)
+        if now - self._start + self._slowest_epoch > self.seconds:
+            self.model.stop_training = True

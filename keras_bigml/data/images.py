@@ -176,6 +176,22 @@ def pair_unpaired(dataset_a, dataset_b, *, batch_size=1, steps=None):
     return pairs.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def find_dataset(filename, env_var="KERAS_BIGML_DATASETS"):
+    """Return the path of ``filename`` in the folders listed in ``$KERAS_BIGML_DATASETS``.
+
+    The variable holds folders separated by ``os.pathsep``; returns None when the
+    file is in none of them, so callers can skip cleanly.
+
+    >>> find_dataset("no-such-file.npz") is None
+    True
+    """
+    for folder in os.environ.get(env_var, "").split(os.pathsep):
+        path = os.path.join(folder, filename)
+        if folder and os.path.isfile(path):
+            return path
+    return None
+
+
 def network_available(address=TFDS_DOWNLOAD_HOST, timeout=3.0):
     """Return whether a TCP connection to ``address`` opens within ``timeout`` seconds."""
     try:
@@ -336,16 +352,9 @@ def _from_folder(folder, split, image_size, channels):
     channels = channels or (1 if first.shape[-1] == 1 else 3)
 
     def decode(path):
-        image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
-        image = tf.ensure_shape(image, [None, None, None])
-        image = tf.cast(image, tf.float32) / 255.0
-        image = tf.cond(
-            tf.shape(image)[-1] == 1,
-            lambda: tf.image.grayscale_to_rgb(image),
-            lambda: image[..., :3],
-        )
-        image.set_shape([None, None, 3])
-        return _resize_and_convert(image, image_size, channels)
+        image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
+        image.set_shape([None, None, channels])
+        return _resize_and_convert(tf.cast(image, tf.float32) / 255.0, image_size, None)
 
     files = tf.data.Dataset.from_tensor_slices(paths)
     images = files.map(decode, num_parallel_calls=tf.data.AUTOTUNE)

@@ -3,6 +3,8 @@
 import keras
 from keras import layers
 
+KERNEL = 3
+
 
 def check_image_shape(image_shape, downsamplings):
     """Validate ``(height, width, channels)`` for a network that halves the size ``downsamplings`` times."""
@@ -30,8 +32,7 @@ def conv_encoder(image_shape, filters, hidden_units, output_units, num_classes=N
     images = keras.Input(image_shape, name="images")
     x = images
     for width in filters:
-        x = layers.Conv2D(width, 3, strides=2, padding="same", activation="swish")(x)
-        x = layers.Conv2D(width, 3, padding="same", activation="swish")(x)
+        x = layers.Conv2D(width, KERNEL, strides=2, padding="same", activation="swish")(x)
     x = layers.Flatten()(x)
     inputs = [images]
     if num_classes:
@@ -66,10 +67,9 @@ def deconv_decoder(latent_dim, image_shape, filters, hidden_units, num_classes=N
     x = layers.Dense(hidden_units, activation="swish")(x)
     x = layers.Dense((height // step) * (width // step) * filters[-1], activation="swish")(x)
     x = layers.Reshape((height // step, width // step, filters[-1]))(x)
-    for units in reversed(filters):
-        x = layers.Conv2DTranspose(units, 3, strides=2, padding="same", activation="swish")(x)
-        x = layers.Conv2D(units, 3, padding="same", activation="swish")(x)
-    outputs = layers.Conv2D(channels, 3, padding="same", dtype="float32")(x)
+    for units in reversed(filters[:-1]):
+        x = layers.Conv2DTranspose(units, KERNEL, strides=2, padding="same", activation="swish")(x)
+    outputs = layers.Conv2DTranspose(channels, KERNEL, strides=2, padding="same", dtype="float32")(x)
     return keras.Model(inputs if num_classes else z, outputs, name=name)
 
 

@@ -271,7 +271,7 @@ class VAE(keras.Model):
             return inputs
         if labels is None:
             raise ValueError(f"This VAE is conditional (num_classes={self.num_classes}): pass labels.")
-        return [inputs, labels]
+        return [tf.convert_to_tensor(inputs), tf.cast(labels, tf.int32)]
 
     def _labels_for(self, n, labels):
         if not self.num_classes:

@@ -1,0 +1,65 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_bigml.cli import main
+
+
+def test_train_vae_writes_the_run_and_generate_draws_a_grid(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "vae", "--data", "digits", "--epochs", "2", "--limit", "64",
+                 "--batch-size", "16", "--latent-dim", "2", "--filters", "8",
+                 "--hidden-units", "16", "--seed", "0", "--out", str(out)])
+    assert code == 0
+    assert sorted(os.listdir(out)) == ["grids", "history.json", "model.keras", "samples.png", "saved_model"]
+    assert len(json.load(open(out / "history.json"))["loss"]) == 2
+    assert "samples.png" in capsys.readouterr().out
+    grid = tmp_path / "grid.png"
+    assert main(["generate", str(out), "--n", "9", "--out", str(grid)]) == 0
+    first = np.asarray(Image.open(grid))
+    assert main(["generate", str(out), "--n", "9", "--out", str(grid)]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(grid)), first)
+    assert main(["generate", str(out), "--n", "9", "--seed", "1", "--out", str(grid)]) == 0
+    assert not np.array_equal(np.asarray(Image.open(grid)), first)
+
+
+def test_conditional_training_counts_the_classes(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "vae", "--conditional", "--epochs", "1", "--limit", "64", "--latent-dim", "2",
+                 "--filters", "8", "--hidden-units", "16", "--out", str(out)]) == 0
+    grid = tmp_path / "sevens.png"
+    assert main(["generate", str(out), "--n", "4", "--labels", "7", "--out", str(grid)]) == 0
+    from keras_bigml.runs import load_run_model
+
+    assert load_run_model(str(out)).num_classes == 10
+
+
+def test_quickstart_runs_offline_with_few_epochs(tmp_path, capsys):
+    assert main(["quickstart", "--epochs", "1", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "vae" / "saved_model" / "saved_model.pb").exists()
+    assert "Wrote" in capsys.readouterr().out
+
+
+def test_bad_input_gives_one_clear_line(tmp_path, capsys):
+    assert main(["train", "vae", "--data", "no_such_set", "--out", str(tmp_path)]) == 1
+    assert "Unknown image dataset 'no_such_set'" in capsys.readouterr().err
+    assert main(["generate", str(tmp_path / "missing")]) == 1
+    assert "No trained model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [[], ["quickstart"], ["train"], ["train", "vae"], ["generate"]])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: keras-bigml" in capsys.readouterr().out
+
+
+def test_console_script_is_installed():
+    result = subprocess.run(["keras-bigml", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "quickstart" in result.stdout

@@ -1,0 +1,94 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from keras_bigml.export import export_saved_model
+from keras_bigml.generative import VAE
+
+TINY = dict(image_shape=(8, 8, 1), latent_dim=2, filters=(8,), hidden_units=16)
+
+CLIENT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+
+    model = tf.saved_model.load(sys.argv[1])
+    inputs = np.load(sys.argv[2])
+    labels = {"labels": tf.constant(inputs["labels"])} if "labels" in inputs else {}
+    images, z = tf.constant(inputs["images"]), tf.constant(inputs["z"])
+    out = {
+        "encode": model.signatures["encode"](images=images, **labels),
+        "decode": model.signatures["decode"](z=z, **labels),
+        "reconstruct": model.signatures["reconstruct"](images=images, **labels),
+    }
+    np.savez(sys.argv[3], **{f"{k}.{n}": v.numpy() for k, d in out.items() for n, v in d.items()})
+    print(json.dumps({
+        "signatures": sorted(model.signatures),
+        "dtypes": {f"{k}.{n}": v.dtype.name for k, d in out.items() for n, v in d.items()},
+        "keras_bigml_imported": any(m.startswith("keras_bigml") for m in sys.modules),
+    }))
+    """
+)
+
+
+@pytest.mark.parametrize("num_classes", [None, 3])
+def test_fresh_tensorflow_process_calls_every_signature(tmp_path, num_classes):
+    vae = VAE(**TINY, num_classes=num_classes, seed=0)
+    export_saved_model(vae, tmp_path / "export")
+    rng = np.random.default_rng(0)
+    inputs = {"images": rng.random((4, 8, 8, 1), np.float32), "z": rng.standard_normal((4, 2), np.float32)}
+    labels = None
+    if num_classes:
+        labels = np.array([0, 1, 2, 1], np.int32)
+        inputs["labels"] = labels
+    np.savez(tmp_path / "in.npz", **inputs)
+    (tmp_path / "client.py").write_text(CLIENT)
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "client.py"), str(tmp_path / "export"),
+         str(tmp_path / "in.npz"), str(tmp_path / "out.npz")],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["signatures"] == ["decode", "encode", "reconstruct", "serving_default"]
+    assert not report["keras_bigml_imported"]
+    assert set(report["dtypes"].values()) == {"float32"}
+    out = np.load(tmp_path / "out.npz")
+    mean, log_var = vae.encode(inputs["images"], labels)
+    np.testing.assert_allclose(out["encode.mean"], mean, atol=1e-5)
+    np.testing.assert_allclose(out["encode.log_var"], log_var, atol=1e-5)
+    np.testing.assert_allclose(out["decode.images"], vae.decode(inputs["z"], labels), atol=1e-5)
+    reconstruction = out["reconstruct.images"]
+    assert reconstruction.shape == (4, 8, 8, 1)
+    assert reconstruction.min() >= 0.0 and reconstruction.max() <= 1.0
+
+
+def test_crash_mid_write_keeps_the_previous_export(tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    vae = VAE(**TINY)
+    path = export_saved_model(vae, tmp_path / "export")
+    before = sorted(os.listdir(path))
+
+    def write_half_then_crash(obj, filepath, **kwargs):
+        os.makedirs(filepath, exist_ok=True)
+        open(os.path.join(filepath, "saved_model.pb"), "w").write("partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tf.saved_model, "save", write_half_then_crash)
+    with pytest.raises(OSError, match="disk full"):
+        export_saved_model(vae, path)
+    assert sorted(os.listdir(path)) == before
+    assert sorted(os.listdir(tmp_path)) == ["export"]
+
+
+def test_model_without_signatures_is_refused(tmp_path):
+    with pytest.raises(TypeError, match="no serving_functions"):
+        export_saved_model(object(), tmp_path / "x")

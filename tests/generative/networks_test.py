@@ -1,0 +1,35 @@
+import numpy as np
+import pytest
+
+from keras_bigml.generative.networks import check_image_shape, conv_encoder, deconv_decoder
+
+
+@pytest.mark.parametrize("image_shape", [(28, 28, 1), (16, 16, 3), (32, 24, 3)])
+def test_encoder_and_decoder_mirror_each_other(image_shape):
+    encoder = conv_encoder(image_shape, (8, 16), 32, 10)
+    decoder = deconv_decoder(5, image_shape, (8, 16), 32)
+    assert encoder.output.shape == (None, 10)
+    assert decoder.output.shape == (None, *image_shape)
+    images = decoder.predict(np.zeros((2, 5), np.float32), verbose=0)
+    assert encoder.predict(images, verbose=0).shape == (2, 10)
+
+
+def test_conditional_networks_take_labels_that_change_the_output():
+    decoder = deconv_decoder(3, (8, 8, 1), (8,), 16, num_classes=4)
+    z = np.zeros((2, 3), np.float32)
+    out = decoder.predict([z, np.array([0, 3])], verbose=0)
+    assert not np.allclose(out[0], out[1])
+    encoder = conv_encoder((8, 8, 1), (8,), 16, 6, num_classes=4)
+    assert encoder.predict([np.zeros((2, 8, 8, 1)), np.array([1, 2])], verbose=0).shape == (2, 6)
+
+
+def test_outputs_stay_float32_under_mixed_precision(mixed_bfloat16):
+    assert conv_encoder((8, 8, 1), (8,), 16, 4).output.dtype == "float32"
+    assert deconv_decoder(2, (8, 8, 1), (8,), 16).output.dtype == "float32"
+
+
+def test_image_shape_checks_name_the_problem():
+    with pytest.raises(ValueError, match="multiples of 4"):
+        check_image_shape((10, 12, 1), 2)
+    with pytest.raises(ValueError, match=r"\(height, width, channels\)"):
+        check_image_shape((28, 28), 1)

@@ -1,0 +1,158 @@
+import numpy as np
+import pytest
+import keras
+import tensorflow as tf
+
+from keras_bigml.data import load_images
+from keras_bigml.distribute import get_strategy
+from keras_bigml.generative import VAE
+
+TINY = dict(image_shape=(8, 8, 1), latent_dim=2, filters=(8,), hidden_units=16)
+
+
+def digits(labels=False, limit=128, batch_size=32):
+    return load_images("digits", labels=labels, limit=limit, batch_size=batch_size, seed=0)
+
+
+def test_training_lowers_the_loss_and_logs_every_tracker():
+    vae = VAE(**TINY, seed=1)
+    vae.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = vae.fit(digits(limit=None), epochs=3, verbose=0).history
+    assert sorted(history) == ["kl_loss", "loss", "reconstruction_loss"]
+    assert history["loss"][-1] < 0.9 * history["loss"][0]
+    np.testing.assert_allclose(
+        history["loss"], np.add(history["reconstruction_loss"], history["kl_loss"]), rtol=1e-5
+    )
+
+
+def test_evaluate_reports_losses_without_changing_weights():
+    vae = VAE(**TINY, seed=1)
+    vae.compile(optimizer="adam")
+    before = [w.numpy().copy() for w in vae.trainable_weights]
+    result = vae.evaluate(digits(), verbose=0, return_dict=True)
+    assert set(result) == {"loss", "reconstruction_loss", "kl_loss"} and result["loss"] > 0
+    for old, new in zip(before, vae.trainable_weights):
+        np.testing.assert_array_equal(old, new.numpy())
+
+
+def test_beta_weights_the_kl_term_in_the_loss():
+    vae = VAE(**TINY, beta=4.0, seed=1)
+    vae.compile(optimizer="adam")
+    result = vae.evaluate(digits(), verbose=0, return_dict=True)
+    assert result["loss"] == pytest.approx(result["reconstruction_loss"] + 4 * result["kl_loss"], rel=1e-5)
+
+
+def test_call_reconstructs_and_generate_samples_in_unit_range():
+    vae = VAE(**TINY)
+    images = next(iter(digits()))
+    reconstruction = vae(images)
+    assert reconstruction.shape == images.shape and reconstruction.dtype == tf.float32
+    samples = vae.generate(5)
+    assert samples.shape == (5, 8, 8, 1) and samples.min() >= 0 and samples.max() <= 1
+    with pytest.raises(ValueError, match="needs n or z"):
+        vae.generate()
+
+
+def one_step_weights_and_logs(strategy, batch):
+    with strategy.scope():
+        keras.utils.set_random_seed(1)
+        vae = VAE(**TINY, seed=3)
+        vae.compile(optimizer=keras.optimizers.SGD(0.05))
+    history = vae.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0).history
+    return [w.numpy() for w in vae.weights], history
+
+
+def test_one_and_two_replicas_make_the_same_update_and_logs(cpu_devices):
+    batch = next(iter(load_images("digits", batch_size=16, shuffle=False)))
+    one_weights, one_logs = one_step_weights_and_logs(get_strategy("default"), batch)
+    two_weights, two_logs = one_step_weights_and_logs(get_strategy("mirrored", cpu_devices), batch)
+    initial = VAE(**TINY, seed=3)
+    for a, b in zip(one_weights, two_weights):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    # The step moved the weights, so agreement is not just two untouched copies.
+    assert max(np.abs(a - b).max() for a, b in zip(one_weights, [w.numpy() for w in initial.weights])) > 1e-3
+    for key in one_logs:
+        np.testing.assert_allclose(one_logs[key], two_logs[key], rtol=1e-5)
+
+
+def test_conditional_vae_needs_labels_and_decodes_per_class():
+    vae = VAE(**TINY, num_classes=10, seed=0)
+    vae.compile(optimizer="adam")
+    vae.fit(digits(labels=True), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"conditional.*\(images, labels\)"):
+        vae.fit(digits(), epochs=1, verbose=0)
+    z = np.zeros((2, 2), np.float32)
+    zeros, sevens = vae.generate(z=z, labels=0), vae.generate(z=z, labels=7)
+    assert not np.allclose(zeros, sevens)
+    np.testing.assert_allclose(vae.generate(z=z[:1], labels=[7]), sevens[:1], atol=1e-6)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 9\]"):
+        vae.generate(2, labels=10)
+
+
+def test_gaussian_likelihood_learns_its_scale():
+    vae = VAE(**TINY, likelihood="gaussian", seed=0)
+    vae.compile(optimizer=keras.optimizers.Adam(1e-2))
+    before = float(vae.log_scale)
+    vae.fit(digits(), epochs=2, verbose=0)
+    assert float(vae.log_scale) < before
+
+
+def test_save_and_load_keep_config_weights_and_optimizer_state(tmp_path):
+    vae = VAE(**TINY, num_classes=10, likelihood="gaussian", beta=0.5, seed=4)
+    vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+    vae.fit(digits(labels=True), epochs=1, verbose=0)
+    vae.save(tmp_path / "vae.keras")
+    loaded = keras.saving.load_model(tmp_path / "vae.keras")
+    assert isinstance(loaded, VAE) and loaded.get_config() == vae.get_config()
+    assert int(loaded.optimizer.iterations) == int(vae.optimizer.iterations) == 4
+    for a, b in zip(vae.optimizer.variables, loaded.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    for a, b in zip(vae.weights, loaded.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    loaded.fit(digits(labels=True), epochs=1, verbose=0)
+    assert int(loaded.optimizer.iterations) == 8
+
+
+def test_importance_weighted_bound_is_tighter_than_the_elbo():
+    vae = VAE(**TINY, seed=0)
+    vae.compile(optimizer=keras.optimizers.Adam(3e-3))
+    vae.fit(digits(limit=256), epochs=3, verbose=0)
+    images = next(iter(load_images("digits", split="test", limit=64, batch_size=64, binarize=True, seed=0))).numpy()
+    elbo = -vae.evaluate(images, batch_size=64, verbose=0, return_dict=True)["loss"]
+    single = vae.log_likelihood(images, num_samples=1, seed=1)
+    many = vae.log_likelihood(images, num_samples=200, batch_size=16, seed=1)
+    assert single.shape == many.shape == (64,)
+    # One importance sample estimates the ELBO; more samples tighten the bound.
+    assert single.mean() == pytest.approx(elbo, abs=1.0)
+    assert many.mean() > elbo + 0.05
+    assert np.all(many < 0)
+    np.testing.assert_array_equal(many, vae.log_likelihood(images, num_samples=200, batch_size=16, seed=1))
+
+
+def test_log_likelihood_accepts_a_dataset_with_labels():
+    vae = VAE(**TINY, num_classes=10)
+    values = vae.log_likelihood(digits(labels=True, limit=10), num_samples=4)
+    assert values.shape == (10,) and np.all(np.isfinite(values))
+
+
+def test_one_epoch_under_mixed_bfloat16(mixed_bfloat16):
+    vae = VAE(**TINY, seed=0)
+    vae.compile(optimizer="adam")
+    history = vae.fit(digits(), epochs=1, verbose=0).history
+    assert vae.encoder.layers[1].compute_dtype == "bfloat16"
+    assert np.isfinite(history["loss"][0])
+    assert vae.generate(2).dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(likelihood="poisson"), "Unknown likelihood 'poisson'"),
+        (dict(image_shape=(9, 9, 1)), "multiples of 2"),
+        (dict(latent_dim=0), "latent_dim must be positive"),
+        (dict(beta=-1), "beta must be non-negative"),
+    ],
+)
+def test_bad_configuration_is_named(options, message):
+    with pytest.raises(ValueError, match=message):
+        VAE(**{**TINY, **options})
