@@ -5,6 +5,7 @@ Commands::
     keras-bigml quickstart                 train the default models on bundled data
     keras-bigml train vae --data SOURCE    train a model, write a run directory
     keras-bigml generate DIR --n 64        sample a grid from a trained run
+    keras-bigml classical --algo NAME      train and evaluate a scikit-learn model on a table
 """
 
 import argparse
@@ -23,13 +24,15 @@ def main(argv=None):
         return 2
     try:
         args.run(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:
         print(f"keras-bigml: error: {error}", file=sys.stderr)
         return 1
     return 0
 
 
 def build_parser():
+    from keras_bigml.classical.estimators import ALGORITHMS
+
     parser = argparse.ArgumentParser(
         prog="keras-bigml",
         description="Machine learning and image generation for big-data analysis.",
@@ -38,8 +41,9 @@ def build_parser():
 
     quickstart = commands.add_parser(
         "quickstart", help="train the default models on bundled data (offline)",
-        description="Train a small VAE on scikit-learn's bundled digits and write a "
-        "sample grid, a .keras model and a SavedModel.",
+        description="Train a small VAE on scikit-learn's bundled digits (sample grid, .keras "
+        "model, SavedModel) and a random forest on the bundled breast-cancer table (report, "
+        "plots, model).",
     )
     quickstart.add_argument("--out", default=QUICKSTART_DIR, help="output folder (default: %(default)s)")
     quickstart.add_argument("--epochs", type=int, default=40, help="training epochs (default: %(default)s)")
@@ -72,6 +76,26 @@ def build_parser():
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--out", default="grid.png", help="output PNG (default: %(default)s)")
     generate.set_defaults(run=_generate)
+
+    classical = commands.add_parser(
+        "classical", help="train and evaluate a scikit-learn model on a table",
+        description="Split a table, optionally tune, train, evaluate on the held-out rows, "
+        "and write DIR/report.json, plots (PNG) and DIR/model.skops.",
+    )
+    classical.add_argument("--algo", required=True, choices=list(ALGORITHMS), metavar="NAME",
+                           help=f"one of {', '.join(ALGORITHMS)}")
+    classical.add_argument("--data", default="breast_cancer",
+                           help="iris, wine, breast_cancer, digits, diabetes, or a .csv/.parquet path")
+    classical.add_argument("--target", help="target column (bundled sets know theirs)")
+    classical.add_argument("--task", choices=("classification", "regression"), help="default: inferred")
+    classical.add_argument("--tune", nargs="?", const="grid", choices=("grid", "random", "halving"),
+                           help="search hyper-parameters first (default method: grid)")
+    classical.add_argument("--test-size", type=float, default=0.25)
+    classical.add_argument("--seed", type=int, default=0)
+    classical.add_argument("--dask", nargs="?", const=True, metavar="ADDRESS",
+                           help="run parallel work on Dask: a scheduler address, or a local cluster")
+    classical.add_argument("--out", required=True, help="output folder")
+    classical.set_defaults(run=_classical)
     return parser
 
 
@@ -137,6 +161,28 @@ def _quickstart(args):
          "--out", os.path.join(args.out, "vae")]
     )
     _train_vae(vae_args)
+    print("Quickstart: a random forest on scikit-learn's bundled breast-cancer table.")
+    _classical(build_parser().parse_args(
+        ["classical", "--algo", "random_forest", "--data", "breast_cancer",
+         "--out", os.path.join(args.out, "random_forest")]
+    ))
+
+
+def _classical(args):
+    from keras_bigml.classical.workflow import run_classical
+
+    result = run_classical(
+        args.algo, args.data, args.out, target=args.target, task=args.task, tune_method=args.tune,
+        test_size=args.test_size, random_state=args.seed, dask=args.dask,
+    )
+    report = result["report"]
+    metrics = report["test"]
+    shown = ("accuracy", "roc_auc") if report["task"] == "classification" else ("r2", "mae", "rmse")
+    summary = ", ".join(f"{name} {metrics[name]:.4f}" for name in shown if name in metrics)
+    print(f"{args.algo} ({report['task']}) on {report['test_rows']} held-out rows: {summary}")
+    print("Wrote:")
+    for name, path in result["paths"].items():
+        print(f"  {name:18s} {path}")
 
 
 def _generate(args):

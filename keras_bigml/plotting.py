@@ -1,4 +1,4 @@
-"""Pictures people look at: image grids (more plots join as the package grows)."""
+"""Pictures people look at: image grids, confusion matrices, ROC curves, importances."""
 
 import math
 
@@ -37,16 +37,84 @@ def save_image_grid(images, path, ncols=None, scale=4):
 
     ``scale`` enlarges each pixel so small images stay visible.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.image import imsave
 
     grid = image_grid(images, ncols)
     grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
     with atomic_path(path, suffix=".png") as tmp:
         if grid.shape[-1] == 1:
-            plt.imsave(tmp, grid[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+            imsave(tmp, grid[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
         else:
-            plt.imsave(tmp, grid)
+            imsave(tmp, grid)
+    return path
+
+
+def save_confusion_matrix(matrix, classes, path):
+    """Confusion matrix heat map with counts (rows: true class, columns: predicted)."""
+    matrix = np.asarray(matrix)
+    size = max(4.0, 0.5 * len(classes) + 2)
+    fig, ax = _figure((size, size))
+    ax.imshow(matrix, cmap="Blues")
+    ticks = range(len(classes))
+    ax.set_xticks(ticks, [str(c) for c in classes], rotation=45)
+    ax.set_yticks(ticks, [str(c) for c in classes])
+    for (row, col), count in np.ndenumerate(matrix):
+        dark = count > matrix.max() / 2
+        ax.text(col, row, str(count), ha="center", va="center", color="white" if dark else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    return _save_figure(fig, path)
+
+
+def save_roc_curve(y_true, probabilities, classes, path):
+    """ROC curve per class (one-vs-rest) with its area under the curve."""
+    from sklearn.metrics import auc, roc_curve
+
+    fig, ax = _figure((5, 5))
+    y_true = np.asarray(y_true)
+    shown = classes[1:] if len(classes) == 2 else classes
+    for cls in shown:
+        index = list(classes).index(cls)
+        fpr, tpr, _ = roc_curve(y_true == cls, probabilities[:, index])
+        ax.plot(fpr, tpr, label=f"{cls} (AUC {auc(fpr, tpr):.3f})")
+    ax.plot([0, 1], [0, 1], "k--", linewidth=0.8)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.legend(loc="lower right", fontsize="small")
+    return _save_figure(fig, path)
+
+
+def save_predicted_vs_true(y_true, y_predicted, path):
+    """Scatter of predictions against true values, with the identity line."""
+    fig, ax = _figure((5, 5))
+    ax.scatter(y_true, y_predicted, s=8, alpha=0.6)
+    low = min(np.min(y_true), np.min(y_predicted))
+    high = max(np.max(y_true), np.max(y_predicted))
+    ax.plot([low, high], [low, high], "k--", linewidth=0.8)
+    ax.set_xlabel("true")
+    ax.set_ylabel("predicted")
+    return _save_figure(fig, path)
+
+
+def save_feature_importance(names, importances, path, top=20):
+    """Horizontal bars of the ``top`` most important features."""
+    order = np.argsort(importances)[::-1][:top][::-1]
+    fig, ax = _figure((6, 0.3 * len(order) + 1.5))
+    ax.barh([str(names[i]) for i in order], np.asarray(importances)[order])
+    ax.set_xlabel("importance")
+    return _save_figure(fig, path)
+
+
+def _figure(figsize):
+    """A figure outside pyplot: no global state, no backend switch (notebooks keep theirs)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
+
+
+def _save_figure(fig, path):
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100)
     return path

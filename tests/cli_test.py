@@ -42,6 +42,7 @@ def test_conditional_training_counts_the_classes(tmp_path):
 def test_quickstart_runs_offline_with_few_epochs(tmp_path, capsys):
     assert main(["quickstart", "--epochs", "1", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "vae" / "saved_model" / "saved_model.pb").exists()
+    assert (tmp_path / "random_forest" / "report.json").exists()
     assert "Wrote" in capsys.readouterr().out
 
 
@@ -52,7 +53,7 @@ def test_bad_input_gives_one_clear_line(tmp_path, capsys):
     assert "No trained model" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [[], ["quickstart"], ["train"], ["train", "vae"], ["generate"]])
+@pytest.mark.parametrize("command", [[], ["quickstart"], ["train"], ["train", "vae"], ["generate"], ["classical"]])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
@@ -63,3 +64,35 @@ def test_every_command_has_help(command, capsys):
 def test_console_script_is_installed():
     result = subprocess.run(["keras-bigml", "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "quickstart" in result.stdout
+
+
+def test_classical_writes_report_plots_and_model(tmp_path, capsys):
+    out = tmp_path / "forest"
+    assert main(["classical", "--algo", "random_forest", "--data", "wine", "--out", str(out)]) == 0
+    report = json.load(open(out / "report.json"))
+    assert report["task"] == "classification" and report["test"]["accuracy"] > 0.9
+    assert {"confusion_matrix.png", "roc_curve.png", "feature_importance.png", "model.skops"} <= set(os.listdir(out))
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_classical_tunes_a_regressor_from_a_csv(tmp_path):
+    from keras_bigml.data.tables import load_table
+
+    X, y = load_table("diabetes")
+    X.assign(progression=y).to_csv(tmp_path / "d.csv", index=False)
+    out = tmp_path / "tree"
+    assert main(["classical", "--algo", "decision_tree", "--data", str(tmp_path / "d.csv"),
+                 "--target", "progression", "--tune", "random", "--out", str(out)]) == 0
+    report = json.load(open(out / "report.json"))
+    assert report["task"] == "regression" and report["tuning"]["method"] == "random"
+    assert (out / "tuning.csv").exists() and (out / "predicted_vs_true.png").exists()
+
+
+def test_classical_bad_input(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["classical", "--algo", "forest", "--out", str(tmp_path)])
+    assert "invalid choice: 'forest'" in capsys.readouterr().err
+    (tmp_path / "t.csv").write_text("a,b\n1,2\n3,4\n")
+    assert main(["classical", "--algo", "svm", "--data", str(tmp_path / "t.csv"), "--target", "c",
+                 "--out", str(tmp_path / "o")]) == 1
+    assert "no target column 'c'" in capsys.readouterr().err

@@ -22,3 +22,19 @@ def test_save_image_grid_writes_a_scaled_png(tmp_path):
 def test_empty_input_is_refused():
     with pytest.raises(ValueError, match="non-empty"):
         image_grid(np.zeros((0, 2, 2, 1)))
+
+
+def test_classical_plots_write_pngs(tmp_path):
+    from keras_bigml.plotting import (
+        save_confusion_matrix, save_feature_importance, save_predicted_vs_true, save_roc_curve)
+
+    paths = [
+        save_confusion_matrix([[3, 1], [0, 4]], ["a", "b"], tmp_path / "cm.png"),
+        save_roc_curve(np.array([0, 1, 1, 0]), np.array([[0.8, 0.2], [0.3, 0.7], [0.1, 0.9], [0.6, 0.4]]),
+                       [0, 1], tmp_path / "roc.png"),
+        save_predicted_vs_true([1.0, 2.0, 3.0], [1.1, 1.9, 3.2], tmp_path / "pvt.png"),
+        save_feature_importance(["x", "y", "z"], [0.2, 0.5, 0.3], tmp_path / "fi.png"),
+    ]
+    for path in paths:
+        with Image.open(path) as image:
+            assert image.format == "PNG"

@@ -1,5 +1,22 @@
-"""Data sources: image pipelines (and, later, tables)."""
+"""Data sources: image pipelines (TensorFlow) and tables (pandas).
 
-from keras_bigml.data.images import find_dataset, load_images, network_available, pair_unpaired
+Names load on first use, so table users do not import TensorFlow.
+"""
 
-__all__ = ["find_dataset", "load_images", "network_available", "pair_unpaired"]
+import importlib
+
+_EXPORTS = {
+    "find_dataset": "images",
+    "load_images": "images",
+    "network_available": "images",
+    "pair_unpaired": "images",
+    "iter_table_chunks": "tables",
+    "load_table": "tables",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'keras_bigml.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"keras_bigml.data.{_EXPORTS[name]}"), name)

@@ -36,9 +36,7 @@ def conv_encoder(image_shape, filters, hidden_units, output_units, num_classes=N
     x = layers.Flatten()(x)
     inputs = [images]
     if num_classes:
-        labels = keras.Input((), dtype="int32", name="labels")
-        inputs.append(labels)
-        x = layers.Concatenate()([x, one_hot(labels, num_classes, x.dtype)])
+        x = _condition_on_labels(x, inputs, num_classes)
     x = layers.Dense(hidden_units, activation="swish")(x)
     outputs = layers.Dense(output_units, dtype="float32")(x)
     return keras.Model(inputs if num_classes else images, outputs, name=name)
@@ -61,9 +59,7 @@ def deconv_decoder(latent_dim, image_shape, filters, hidden_units, num_classes=N
     x = z
     inputs = [z]
     if num_classes:
-        labels = keras.Input((), dtype="int32", name="labels")
-        inputs.append(labels)
-        x = layers.Concatenate()([x, one_hot(labels, num_classes, x.dtype)])
+        x = _condition_on_labels(x, inputs, num_classes)
     x = layers.Dense(hidden_units, activation="swish")(x)
     x = layers.Dense((height // step) * (width // step) * filters[-1], activation="swish")(x)
     x = layers.Reshape((height // step, width // step, filters[-1]))(x)
@@ -76,3 +72,10 @@ def deconv_decoder(latent_dim, image_shape, filters, hidden_units, num_classes=N
 def one_hot(labels, num_classes, dtype="float32"):
     """One-hot encode integer labels inside a functional model."""
     return keras.ops.one_hot(keras.ops.cast(labels, "int32"), num_classes, dtype=dtype)
+
+
+def _condition_on_labels(features, inputs, num_classes):
+    """Add an int32 ``labels`` input to ``inputs``; return ``features`` joined with its one-hot."""
+    labels = keras.Input((), dtype="int32", name="labels")
+    inputs.append(labels)
+    return layers.Concatenate()([features, one_hot(labels, num_classes, features.dtype)])
