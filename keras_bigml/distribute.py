@@ -74,11 +74,20 @@ def replica_normal(batch_size, shape, seed, dtype="float32"):
     and keeps its own slice, so that N replicas see exactly the noise one replica
     would see for the same global batch, and no two replicas share samples.
     """
+    return _replica_slice(keras.random.normal, batch_size, shape, seed, dtype)
+
+
+def replica_uniform(batch_size, shape, seed, dtype="float32"):
+    """Uniform noise in [0, 1), sliced per replica like :func:`replica_normal`."""
+    return _replica_slice(keras.random.uniform, batch_size, shape, seed, dtype)
+
+
+def _replica_slice(draw, batch_size, shape, seed, dtype):
     context = tf.distribute.get_replica_context()
     replicas = context.num_replicas_in_sync if context is not None else 1
     if replicas == 1:
-        return keras.random.normal((batch_size, *shape), seed=seed, dtype=dtype)
-    noise = keras.random.normal((batch_size * replicas, *shape), seed=seed, dtype=dtype)
+        return draw((batch_size, *shape), seed=seed, dtype=dtype)
+    noise = draw((batch_size * replicas, *shape), seed=seed, dtype=dtype)
     start = tf.cast(context.replica_id_in_sync_group, tf.int32) * batch_size
     return noise[start : start + batch_size]
 

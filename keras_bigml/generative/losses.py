@@ -59,3 +59,66 @@ def normal_log_density(x, mean, log_var):
     """
     x, mean, log_var = (tf.cast(t, tf.float32) for t in (x, mean, log_var))
     return _sum_per_example(-0.5 * (_LOG_2PI + log_var + tf.square(x - mean) * tf.exp(-log_var)))
+
+
+GAN_LOSSES = ("bce", "lsgan", "hinge", "wgan-gp")
+
+
+def discriminator_loss(kind, real_logits, fake_logits):
+    """Per-example discriminator (critic) loss for real and fake logits.
+
+    ``bce``: -log D(x) - log(1 - D(G(z))); ``lsgan``: least squares with targets 1
+    and 0; ``hinge``: max(0, 1 - D(x)) + max(0, 1 + D(G(z))); ``wgan-gp``:
+    D(G(z)) - D(x) (add :func:`gradient_penalty`).
+
+    >>> [round(float(v), 4) for v in discriminator_loss("hinge", tf.constant([[2.0]]), tf.constant([[0.5]]))]
+    [1.5]
+    """
+    real, fake = _flat_logits(real_logits), _flat_logits(fake_logits)
+    if kind == "bce":
+        return tf.nn.softplus(-real) + tf.nn.softplus(fake)
+    if kind == "lsgan":
+        return 0.5 * (tf.square(real - 1.0) + tf.square(fake))
+    if kind == "hinge":
+        return tf.nn.relu(1.0 - real) + tf.nn.relu(1.0 + fake)
+    if kind == "wgan-gp":
+        return fake - real
+    raise ValueError(f"Unknown GAN loss {kind!r}: use one of {', '.join(GAN_LOSSES)}.")
+
+
+def generator_loss(kind, fake_logits):
+    """Per-example generator loss (non-saturating for ``bce``).
+
+    >>> round(float(generator_loss("bce", tf.constant([[0.0]]))[0]), 4)
+    0.6931
+    """
+    fake = _flat_logits(fake_logits)
+    if kind == "bce":
+        return tf.nn.softplus(-fake)
+    if kind == "lsgan":
+        return 0.5 * tf.square(fake - 1.0)
+    if kind in ("hinge", "wgan-gp"):
+        return -fake
+    raise ValueError(f"Unknown GAN loss {kind!r}: use one of {', '.join(GAN_LOSSES)}.")
+
+
+def gradient_penalty(critic, real, fake, alpha):
+    """Per-example WGAN-GP penalty (||grad critic(x_hat)|| - 1)^2 (Gulrajani et al., 2017).
+
+    ``x_hat = alpha * real + (1 - alpha) * fake`` with ``alpha`` drawn from U(0, 1)
+    per example; a small epsilon inside the square root keeps the gradient of the
+    norm finite where the critic's gradient vanishes.
+    """
+    real, fake = tf.cast(real, tf.float32), tf.cast(fake, tf.float32)
+    alpha = tf.reshape(tf.cast(alpha, tf.float32), [-1] + [1] * (len(real.shape) - 1))
+    mixed = alpha * real + (1.0 - alpha) * fake
+    with tf.GradientTape() as tape:
+        tape.watch(mixed)
+        scores = tf.cast(critic(mixed), tf.float32)
+    gradients = tape.gradient(scores, mixed)
+    norm = tf.sqrt(_sum_per_example(tf.square(gradients)) + 1e-12)
+    return tf.square(norm - 1.0)
+
+
+def _flat_logits(logits):
+    return tf.reshape(tf.cast(logits, tf.float32), [-1])

@@ -79,3 +79,68 @@ def _condition_on_labels(features, inputs, num_classes):
     labels = keras.Input((), dtype="int32", name="labels")
     inputs.append(labels)
     return layers.Concatenate()([features, one_hot(labels, num_classes, features.dtype)])
+
+
+def dcgan_generator(latent_dim, image_shape, filters=(128, 64), num_classes=None, name="generator"):
+    """DCGAN generator: dense projection, then stride-2 transposed convolutions to tanh images.
+
+    Each entry of ``filters`` doubles the size, the last layer doubling once more
+    to the image channels: height and width must be multiples of
+    ``2**len(filters)``. Batch normalization is synchronized across replicas, so
+    one and several replicas compute the same statistics for one global batch.
+    With ``num_classes`` the model takes ``[z, labels]``.
+
+    >>> generator = dcgan_generator(16, (28, 28, 1), (32, 16))
+    >>> generator.output.shape
+    (None, 28, 28, 1)
+    """
+    check_image_shape(image_shape, len(filters))
+    height, width, channels = image_shape
+    step = 2 ** len(filters)
+    z = keras.Input((latent_dim,), name="z")
+    inputs = [z]
+    x = z
+    if num_classes:
+        x = _condition_on_labels(x, inputs, num_classes)
+    x = layers.Dense((height // step) * (width // step) * filters[0], use_bias=False)(x)
+    x = layers.BatchNormalization(synchronized=True)(x)
+    x = layers.ReLU()(x)
+    x = layers.Reshape((height // step, width // step, filters[0]))(x)
+    for units in filters[1:]:
+        x = layers.Conv2DTranspose(units, 4, strides=2, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization(synchronized=True)(x)
+        x = layers.ReLU()(x)
+    x = layers.Conv2DTranspose(channels, 4, strides=2, padding="same")(x)
+    outputs = layers.Activation("tanh", dtype="float32")(x)
+    return keras.Model(inputs if num_classes else z, outputs, name=name)
+
+
+def dcgan_discriminator(image_shape, filters=(64, 128), num_classes=None, name="discriminator"):
+    """DCGAN discriminator (critic): stride-2 convolutions with leaky ReLU, one float32 logit.
+
+    No batch normalization, so it also serves as a WGAN-GP critic (the penalty is
+    per example). With ``num_classes`` it takes ``[images, labels]`` and adds a
+    projection term <embed(label), features> (Miyato & Koyama, 2018), which makes
+    the generator respect the requested class.
+
+    >>> discriminator = dcgan_discriminator((28, 28, 1), (16, 32), num_classes=10)
+    >>> discriminator.output.shape
+    (None, 1)
+    """
+    check_image_shape(image_shape, len(filters))
+    images = keras.Input(image_shape, name="images")
+    x = images
+    for units in filters:
+        x = layers.Conv2D(units, 4, strides=2, padding="same")(x)
+        x = layers.LeakyReLU(0.2)(x)
+    features = layers.Flatten()(x)
+    logits = layers.Dense(1, dtype="float32")(features)
+    if not num_classes:
+        return keras.Model(images, logits, name=name)
+    labels = keras.Input((), dtype="int32", name="labels")
+    # A bias-free Dense on the one-hot label is an embedding with dense gradients
+    # (sparse ones cannot be all-gathered when replicas differ in row count).
+    embedded = layers.Dense(features.shape[-1], use_bias=False)(one_hot(labels, num_classes, features.dtype))
+    projection = layers.Dot(axes=1, dtype="float32")([embedded, features])
+    logits = layers.Add(dtype="float32")([logits, projection])
+    return keras.Model([images, labels], logits, name=name)

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from keras_bigml.distribute import global_mean, replica_normal
 from keras_bigml.generative import losses
+from keras_bigml.generative.conditioning import sample_labels
 from keras_bigml.generative.networks import conv_encoder, deconv_decoder
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -125,7 +126,7 @@ class VAE(keras.Model):
             if n is None:
                 raise ValueError("generate needs n or z.")
             z = keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
-        labels = self._labels_for(len(z), labels)
+        labels = sample_labels(len(z), labels, self.num_classes)
         return keras.ops.convert_to_numpy(self.decode(z, labels))
 
     def train_step(self, data):
@@ -272,16 +273,6 @@ class VAE(keras.Model):
         if labels is None:
             raise ValueError(f"This VAE is conditional (num_classes={self.num_classes}): pass labels.")
         return [tf.convert_to_tensor(inputs), tf.cast(labels, tf.int32)]
-
-    def _labels_for(self, n, labels):
-        if not self.num_classes:
-            return None
-        if labels is None:
-            return np.arange(n, dtype=np.int32) % self.num_classes
-        labels = np.resize(np.asarray(labels, dtype=np.int32), n)
-        if labels.min() < 0 or labels.max() >= self.num_classes:
-            raise ValueError(f"labels must lie in [0, {self.num_classes - 1}].")
-        return labels
 
 
 def _batches(images, labels, batch_size):

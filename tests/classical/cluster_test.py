@@ -26,3 +26,15 @@ def test_unreachable_scheduler_is_a_clear_error():
     with pytest.raises(ConnectionError, match="Cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         with dask_backend("tcp://127.0.0.1:9"):
             pass
+
+
+def test_connects_to_an_existing_scheduler_by_address_and_leaves_it_running():
+    from dask.distributed import LocalCluster
+
+    X, y = load_table("iris")
+    with LocalCluster(n_workers=1, processes=True, dashboard_address=None) as cluster:
+        with dask_backend(cluster.scheduler_address) as client:
+            with get_task_stream(client) as stream:
+                make_model("random_forest", n_estimators=8, random_state=0, n_jobs=-1).fit(X, y)
+        assert len(stream.data) > 0
+        assert cluster.status.name == "running"

@@ -1,0 +1,22 @@
+"""Class labels for sampling from conditional models."""
+
+import numpy as np
+
+
+def sample_labels(n, labels, num_classes):
+    """Labels for ``n`` samples: None for unconditional models, else int32.
+
+    Cycles through the classes when ``labels`` is None and repeats the given
+    labels when fewer than ``n`` are given.
+
+    >>> sample_labels(5, None, 3).tolist(), sample_labels(3, [7], 10).tolist()
+    ([0, 1, 2, 0, 1], [7, 7, 7])
+    """
+    if not num_classes:
+        return None
+    if labels is None:
+        return np.arange(n, dtype=np.int32) % num_classes
+    labels = np.resize(np.asarray(labels, dtype=np.int32), n)
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(f"labels must lie in [0, {num_classes - 1}].")
+    return labels

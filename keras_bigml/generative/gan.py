@@ -1,0 +1,309 @@
+"""Generative adversarial networks: DCGAN, conditional GAN and WGAN-GP in one Keras model."""
+
+import keras
+import tensorflow as tf
+
+from keras_bigml.distribute import global_mean, replica_normal, replica_uniform
+from keras_bigml.generative import losses
+from keras_bigml.generative.conditioning import sample_labels
+from keras_bigml.generative.networks import dcgan_discriminator, dcgan_generator
+
+
+@keras.saving.register_keras_serializable(package="keras_bigml")
+class GAN(keras.Model):
+    """A generator and a discriminator trained against each other.
+
+    ``fit`` takes image batches in [0, 1] (or ``(images, labels)`` with
+    ``num_classes``); inside, the networks work in [-1, 1]. Each network has its
+    own optimizer (see :meth:`compile`). Samples come from an exponential moving
+    average of the generator's weights when ``ema_decay`` is set.
+
+    Parameters
+    ----------
+    image_shape : (int, int, int)
+    latent_dim : int
+    generator_filters, discriminator_filters : tuple of int
+        Widths of the default DCGAN networks.
+    num_classes : int, optional
+        Conditional GAN: both networks see the label; ``generate(n, labels)``.
+    discriminator_steps : int
+        Discriminator updates per generator update (5 is usual for WGAN-GP).
+    gradient_penalty_weight : float
+        Weight of the WGAN-GP penalty (used with ``loss="wgan-gp"``).
+    ema_decay : float or None
+        Decay of the generator's moving average used for sampling and export.
+    generator, discriminator : keras.Model, optional
+        Networks of your own instead of the DCGAN ones: the generator maps
+        ``z`` (or ``[z, labels]``) to tanh images, the discriminator maps images
+        (or ``[images, labels]``) to one logit per image.
+    seed : int, optional
+
+    Examples
+    --------
+    >>> from keras_bigml.data import load_images
+    >>> gan = GAN(image_shape=(8, 8, 1), latent_dim=4, generator_filters=(8,),
+    ...           discriminator_filters=(8,), seed=0)
+    >>> gan.compile(loss="hinge")
+    >>> history = gan.fit(load_images("digits", limit=64, batch_size=32), epochs=1, verbose=0)
+    >>> sorted(history.history)
+    ['d_loss', 'g_loss']
+    >>> gan.generate(3).shape
+    (3, 8, 8, 1)
+    """
+
+    def __init__(
+        self,
+        image_shape=(28, 28, 1),
+        latent_dim=64,
+        generator_filters=(128, 64),
+        discriminator_filters=(64, 128),
+        num_classes=None,
+        discriminator_steps=1,
+        gradient_penalty_weight=10.0,
+        ema_decay=0.999,
+        generator=None,
+        discriminator=None,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if discriminator_steps < 1:
+            raise ValueError(f"discriminator_steps must be at least 1, got {discriminator_steps}.")
+        if ema_decay is not None and not 0.0 < ema_decay < 1.0:
+            raise ValueError(f"ema_decay must lie in (0, 1) or be None, got {ema_decay}.")
+        self.image_shape = tuple(image_shape)
+        self.latent_dim = latent_dim
+        self.generator_filters = tuple(generator_filters)
+        self.discriminator_filters = tuple(discriminator_filters)
+        self.num_classes = num_classes
+        self.discriminator_steps = discriminator_steps
+        self.gradient_penalty_weight = gradient_penalty_weight
+        self.ema_decay = ema_decay
+        self.seed = seed
+        self._custom_networks = generator is not None or discriminator is not None
+        self.generator = generator or dcgan_generator(
+            latent_dim, self.image_shape, self.generator_filters, num_classes
+        )
+        self.discriminator = discriminator or dcgan_discriminator(
+            self.image_shape, self.discriminator_filters, num_classes
+        )
+        self.ema_weights = []
+        if ema_decay is not None:
+            # "mean" aggregation lets every replica assign the (identical) new average.
+            for weight in self.generator.trainable_weights:
+                average = self.add_weight(
+                    shape=weight.shape, initializer="zeros", trainable=False, aggregation="mean",
+                    name="ema_" + weight.name,
+                )
+                average.assign(weight)
+                self.ema_weights.append(average)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.penalty_tracker = keras.metrics.Mean(name="gradient_penalty")
+        self.loss_kind = None
+        self.built = True
+
+    def compile(self, d_optimizer=None, g_optimizer=None, loss="bce", **kwargs):
+        """Set each network's optimizer and the adversarial loss.
+
+        Parameters
+        ----------
+        d_optimizer, g_optimizer : keras optimizer or identifier, optional
+            Default: Adam with learning rate 2e-4 and beta_1 0.5 (DCGAN), or
+            1e-4, beta_1 0 and beta_2 0.9 for WGAN-GP (Gulrajani et al.).
+        loss : {"bce", "lsgan", "hinge", "wgan-gp"}
+        **kwargs
+            Passed to `keras.Model.compile` (``jit_compile``, ``steps_per_execution``).
+        """
+        if loss not in losses.GAN_LOSSES:
+            raise ValueError(f"Unknown GAN loss {loss!r}: use one of {', '.join(losses.GAN_LOSSES)}.")
+        super().compile(optimizer=None, **kwargs)
+        self.loss_kind = loss
+        self.d_optimizer = self._optimizer(d_optimizer, loss)
+        self.g_optimizer = self._optimizer(g_optimizer, loss)
+        if self.d_optimizer is self.g_optimizer:
+            raise ValueError("Give the generator and the discriminator an optimizer each, not one shared.")
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    def get_compile_config(self):
+        return {
+            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
+            "loss": self.loss_kind,
+        }
+
+    def compile_from_config(self, config):
+        self.compile(
+            d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
+            g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
+            loss=config["loss"],
+        )
+
+    @property
+    def metrics(self):
+        trackers = [self.d_loss_tracker, self.g_loss_tracker]
+        return trackers + [self.penalty_tracker] if self.loss_kind == "wgan-gp" else trackers
+
+    def call(self, inputs, training=False):
+        """Generate images in [0, 1] from ``z`` (or ``[z, labels]``)."""
+        z, labels = (inputs[0], inputs[1]) if isinstance(inputs, (tuple, list)) else (inputs, None)
+        return self._generate(z, labels, use_average=not training)
+
+    def generate(self, n=None, labels=None, z=None):
+        """Sample images as a numpy array in [0, 1].
+
+        A conditional GAN cycles through the classes when ``labels`` is None, and
+        repeats ``labels`` when fewer than ``n`` are given.
+        """
+        if z is None:
+            if n is None:
+                raise ValueError("generate needs n or z.")
+            z = keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
+        labels = sample_labels(len(z), labels, self.num_classes)
+        return keras.ops.convert_to_numpy(self._generate(tf.convert_to_tensor(z, tf.float32), labels))
+
+    def train_step(self, data):
+        real, labels = self._unpack(data)
+        batch_size = tf.shape(real)[0]
+        # The same real batch serves every discriminator step of this train_step.
+        for _ in range(self.discriminator_steps):
+            d_loss, penalty = self._discriminator_step(real, labels, batch_size)
+        g_loss = self._generator_step(labels, batch_size)
+        self._update_average()
+        return self._update_trackers(d_loss, g_loss, penalty)
+
+    def test_step(self, data):
+        real, labels = self._unpack(data)
+        batch_size = tf.shape(real)[0]
+        fake = self._fake(labels, batch_size, training=False)
+        d_loss, penalty = self._discriminator_losses(real, fake, labels, batch_size, training=False)
+        g_loss = losses.generator_loss(self.loss_kind, self._discriminate(fake, labels, training=False))
+        return self._update_trackers(d_loss, g_loss, penalty)
+
+    def serving_functions(self):
+        """Signature for `keras_bigml.export`: ``generate(z[, labels]) -> images`` in [0, 1]."""
+        z = tf.TensorSpec((None, self.latent_dim), tf.float32, name="z")
+        labels = [tf.TensorSpec((None,), tf.int32, name="labels")] if self.num_classes else []
+
+        def generate(z, labels=None):
+            return {"images": self._generate(z, labels)}
+
+        return {"generate": (generate, [z, *labels])}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            image_shape=list(self.image_shape),
+            latent_dim=self.latent_dim,
+            generator_filters=list(self.generator_filters),
+            discriminator_filters=list(self.discriminator_filters),
+            num_classes=self.num_classes,
+            discriminator_steps=self.discriminator_steps,
+            gradient_penalty_weight=self.gradient_penalty_weight,
+            ema_decay=self.ema_decay,
+            seed=self.seed,
+        )
+        if self._custom_networks:
+            config["generator"] = keras.saving.serialize_keras_object(self.generator)
+            config["discriminator"] = keras.saving.serialize_keras_object(self.discriminator)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        for key in ("generator", "discriminator"):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+    def _discriminator_step(self, real, labels, batch_size):
+        fake = self._fake(labels, batch_size, training=True)
+        with tf.GradientTape() as tape:
+            d_loss, penalty = self._discriminator_losses(real, fake, labels, batch_size, training=True)
+            total = d_loss + self.gradient_penalty_weight * penalty if penalty is not None else d_loss
+            scaled = self.d_optimizer.scale_loss(global_mean(total))
+        variables = self.discriminator.trainable_variables
+        self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        return d_loss, penalty
+
+    def _generator_step(self, labels, batch_size):
+        with tf.GradientTape() as tape:
+            fake = self._fake(labels, batch_size, training=True)
+            g_loss = losses.generator_loss(self.loss_kind, self._discriminate(fake, labels, training=True))
+            scaled = self.g_optimizer.scale_loss(global_mean(g_loss))
+        variables = self.generator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        return g_loss
+
+    def _discriminator_losses(self, real, fake, labels, batch_size, training):
+        """Per-example discriminator loss, and the gradient penalty for WGAN-GP (else None)."""
+        real_logits = self._discriminate(real, labels, training)
+        fake_logits = self._discriminate(fake, labels, training)
+        d_loss = losses.discriminator_loss(self.loss_kind, real_logits, fake_logits)
+        if self.loss_kind != "wgan-gp":
+            return d_loss, None
+        alpha = replica_uniform(batch_size, (), self.seed_generator)
+        critic = lambda images: self._discriminate(images, labels, training)
+        return d_loss, losses.gradient_penalty(critic, real, fake, alpha)
+
+    def _fake(self, labels, batch_size, training):
+        z = replica_normal(batch_size, (self.latent_dim,), self.seed_generator)
+        inputs = [z, labels] if self.num_classes else z
+        return tf.cast(self.generator(inputs, training=training), tf.float32)
+
+    def _discriminate(self, images, labels, training):
+        inputs = [images, labels] if self.num_classes else images
+        return self.discriminator(inputs, training=training)
+
+    def _generate(self, z, labels=None, use_average=True):
+        inputs = [z, tf.cast(labels, tf.int32)] if self.num_classes else z
+        if self.num_classes and labels is None:
+            raise ValueError(f"This GAN is conditional (num_classes={self.num_classes}): pass labels.")
+        if use_average and self.ema_weights:
+            non_trainable = [v.value for v in self.generator.non_trainable_variables]
+            images, _ = self.generator.stateless_call(
+                [v.value for v in self.ema_weights], non_trainable, inputs, training=False
+            )
+        else:
+            images = self.generator(inputs, training=False)
+        return tf.clip_by_value((tf.cast(images, tf.float32) + 1.0) / 2.0, 0.0, 1.0)
+
+    def _update_average(self):
+        for average, weight in zip(self.ema_weights, self.generator.trainable_weights):
+            average.assign(self.ema_decay * average + (1.0 - self.ema_decay) * weight)
+
+    def _update_trackers(self, d_loss, g_loss, penalty):
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        if penalty is not None:
+            self.penalty_tracker.update_state(penalty)
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    def _unpack(self, data):
+        if isinstance(data, (tuple, list)):
+            images, labels = data[0], data[1] if len(data) > 1 else None
+        else:
+            images, labels = data, None
+        if self.num_classes and labels is None:
+            raise ValueError(
+                f"This GAN is conditional (num_classes={self.num_classes}): feed "
+                "(images, labels) batches, e.g. load_images(..., labels=True)."
+            )
+        real = tf.cast(images, tf.float32) * 2.0 - 1.0
+        return real, (tf.cast(labels, tf.int32) if self.num_classes else None)
+
+    def _optimizer(self, identifier, loss):
+        if identifier is None:
+            if loss == "wgan-gp":
+                optimizer = keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9)
+            else:
+                optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5)
+        else:
+            optimizer = keras.optimizers.get(identifier)
+        if self.dtype_policy.name == "mixed_float16" and not isinstance(
+            optimizer, keras.optimizers.LossScaleOptimizer
+        ):
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        return optimizer
+

@@ -1,0 +1,154 @@
+import numpy as np
+import pytest
+import keras
+import tensorflow as tf
+
+from keras_bigml.data import load_images
+from keras_bigml.distribute import get_strategy
+from keras_bigml.generative import GAN
+
+TINY = dict(image_shape=(8, 8, 1), latent_dim=4, generator_filters=(8,), discriminator_filters=(8,))
+
+
+def digits(labels=False, limit=64, batch_size=16):
+    return load_images("digits", labels=labels, limit=limit, batch_size=batch_size, seed=0)
+
+
+@pytest.mark.parametrize("loss", ["bce", "lsgan", "hinge", "wgan-gp"])
+def test_every_loss_trains_both_networks_and_logs_its_trackers(loss):
+    gan = GAN(**TINY, discriminator_steps=2, seed=0)
+    gan.compile(loss=loss)
+    g_before = [w.numpy().copy() for w in gan.generator.trainable_weights]
+    d_before = [w.numpy().copy() for w in gan.discriminator.trainable_weights]
+    history = gan.fit(digits(), epochs=1, verbose=0).history
+    expected = {"d_loss", "g_loss"} | ({"gradient_penalty"} if loss == "wgan-gp" else set())
+    assert set(history) == expected and all(np.isfinite(v[0]) for v in history.values())
+    assert int(gan.d_optimizer.iterations) == 2 * int(gan.g_optimizer.iterations) == 8
+    assert all(not np.array_equal(a, b.numpy()) for a, b in zip(g_before, gan.generator.trainable_weights))
+    # Hinge at initialization gives the output bias equal and opposite pushes from
+    # real and fake examples, so only the kernels are certain to move.
+    d_moved = [not np.array_equal(a, b.numpy()) for a, b in zip(d_before, gan.discriminator.trainable_weights)]
+    assert sum(d_moved) >= len(d_moved) - 1
+
+
+def test_evaluate_leaves_weights_alone():
+    gan = GAN(**TINY, seed=0)
+    gan.compile()
+    before = [w.numpy().copy() for w in gan.weights]
+    result = gan.evaluate(digits(), verbose=0, return_dict=True)
+    assert set(result) == {"d_loss", "g_loss"}
+    for a, b in zip(before, gan.weights):
+        np.testing.assert_array_equal(a, b.numpy())
+
+
+def test_moving_average_follows_the_generator_and_serves_samples():
+    gan = GAN(**TINY, ema_decay=0.5, seed=0)
+    gan.compile()
+    z = np.random.default_rng(0).standard_normal((3, 4)).astype("float32")
+    gan.fit(digits(), epochs=2, verbose=0)
+    raw = gan(z, training=True).numpy()
+    averaged = gan.generate(z=z)
+    assert not np.allclose(raw, averaged)
+    weights = [w.numpy() for w in gan.generator.trainable_weights]
+    averages = [w.numpy() for w in gan.ema_weights]
+    assert all(np.abs(a - w).max() < np.abs(w).max() + 1e-6 for a, w in zip(averages, weights))
+    no_average = GAN(**TINY, ema_decay=None, seed=0)
+    np.testing.assert_allclose(no_average.generate(z=z), no_average(z, training=True), atol=1e-6)
+
+
+def test_conditional_gan_needs_labels_and_generates_per_class():
+    gan = GAN(**TINY, num_classes=10, seed=0)
+    gan.compile()
+    gan.fit(digits(labels=True), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"conditional.*\(images, labels\)"):
+        gan.fit(digits(), epochs=1, verbose=0)
+    z = np.zeros((2, 4), np.float32)
+    assert not np.allclose(gan.generate(z=z, labels=0), gan.generate(z=z, labels=9))
+    assert gan.generate(5).shape == (5, 8, 8, 1)
+
+
+def test_seeded_noise_is_reproducible():
+    first, second = GAN(**TINY, seed=3), GAN(**TINY, seed=3)
+    second.set_weights(first.get_weights())
+    np.testing.assert_array_equal(first.generate(4), second.generate(4))
+
+
+def one_step(strategy, batch, loss):
+    with strategy.scope():
+        keras.utils.set_random_seed(1)
+        gan = GAN(**TINY, num_classes=10, ema_decay=0.9, seed=3)
+        gan.compile(loss=loss, d_optimizer=keras.optimizers.SGD(0.05), g_optimizer=keras.optimizers.SGD(0.05))
+    history = gan.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0).history
+    return [w.numpy() for w in gan.weights], history
+
+
+@pytest.mark.parametrize("loss", ["bce", "wgan-gp"])
+def test_one_and_two_replicas_make_the_same_update_and_logs(cpu_devices, loss):
+    batch = next(iter(load_images("digits", labels=True, batch_size=16, shuffle=False)))
+    one, one_logs = one_step(get_strategy("default"), batch, loss)
+    two, two_logs = one_step(get_strategy("mirrored", cpu_devices), batch, loss)
+    for a, b in zip(one, two):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    for key in one_logs:
+        np.testing.assert_allclose(one_logs[key], two_logs[key], rtol=1e-4)
+
+
+def test_one_epoch_under_mixed_bfloat16(mixed_bfloat16):
+    gan = GAN(**TINY, num_classes=10, seed=0)
+    gan.compile(loss="wgan-gp")
+    history = gan.fit(digits(labels=True), epochs=1, verbose=0).history
+    assert gan.generator.layers[-2].compute_dtype == "bfloat16"
+    assert all(np.isfinite(v[0]) for v in history.values())
+    assert gan.generate(2).dtype == np.float32
+
+
+def test_save_and_load_keep_both_optimizers(tmp_path):
+    gan = GAN(**TINY, num_classes=10, seed=0)
+    gan.compile(loss="hinge", d_optimizer=keras.optimizers.Adam(3e-4), g_optimizer=keras.optimizers.RMSprop(1e-4))
+    gan.fit(digits(labels=True), epochs=1, verbose=0)
+    gan.save(tmp_path / "gan.keras")
+    loaded = keras.saving.load_model(tmp_path / "gan.keras")
+    assert loaded.get_config() == gan.get_config() and loaded.loss_kind == "hinge"
+    assert isinstance(loaded.g_optimizer, keras.optimizers.RMSprop)
+    for mine, theirs in ((gan.d_optimizer, loaded.d_optimizer), (gan.g_optimizer, loaded.g_optimizer)):
+        assert len(mine.variables) == len(theirs.variables) > 1
+        for a, b in zip(mine.variables, theirs.variables):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    for a, b in zip(gan.weights, loaded.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    loaded.fit(digits(labels=True), epochs=1, verbose=0)
+    assert int(loaded.g_optimizer.iterations) == 8
+
+
+def test_user_supplied_networks_round_trip(tmp_path):
+    generator = keras.Sequential([keras.Input((3,)), keras.layers.Dense(16, activation="tanh"),
+                                  keras.layers.Reshape((4, 4, 1))])
+    discriminator = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    gan = GAN(image_shape=(4, 4, 1), latent_dim=3, generator=generator, discriminator=discriminator)
+    gan.compile()
+    gan.fit(load_images("digits", image_size=4, limit=32), epochs=1, verbose=0)
+    gan.save(tmp_path / "custom.keras")
+    loaded = keras.saving.load_model(tmp_path / "custom.keras")
+    z = np.ones((2, 3), np.float32)
+    np.testing.assert_allclose(loaded.generate(z=z), gan.generate(z=z), atol=1e-6)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(discriminator_steps=0), "discriminator_steps must be at least 1"),
+    (dict(ema_decay=1.5), "ema_decay must lie in"),
+    (dict(image_shape=(10, 10, 1), generator_filters=(8, 8)), "multiples of 4"),
+])
+def test_bad_configuration_is_named(options, message):
+    with pytest.raises(ValueError, match=message):
+        GAN(**{**TINY, **options})
+
+
+def test_bad_compile_and_fit_before_compile():
+    gan = GAN(**TINY)
+    with pytest.raises(ValueError, match="must call `compile"):
+        gan.fit(digits(), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="Unknown GAN loss 'wasserstein'"):
+        gan.compile(loss="wasserstein")
+    shared = keras.optimizers.Adam()
+    with pytest.raises(ValueError, match="optimizer each"):
+        gan.compile(d_optimizer=shared, g_optimizer=shared)
