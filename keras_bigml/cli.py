@@ -3,7 +3,7 @@
 Commands::
 
     keras-bigml quickstart                 train the default models on bundled data
-    keras-bigml train vae --data SOURCE    train a model, write a run directory
+    keras-bigml train vae|gan|cgan|wgan-gp --data SOURCE    train a model, write a run directory
     keras-bigml generate DIR --n 64        sample a grid from a trained run
     keras-bigml classical --algo NAME      train and evaluate a scikit-learn model on a table
 """
@@ -13,6 +13,11 @@ import os
 import sys
 
 QUICKSTART_DIR = os.path.join("saved_models", "quickstart")
+GAN_COMMANDS = (
+    ("gan", "bce", "DCGAN (non-saturating loss)"),
+    ("cgan", "bce", "class-conditional DCGAN"),
+    ("wgan-gp", "wgan-gp", "Wasserstein GAN with gradient penalty"),
+)
 
 
 def main(argv=None):
@@ -41,12 +46,12 @@ def build_parser():
 
     quickstart = commands.add_parser(
         "quickstart", help="train the default models on bundled data (offline)",
-        description="Train a small VAE on scikit-learn's bundled digits (sample grid, .keras "
-        "model, SavedModel) and a random forest on the bundled breast-cancer table (report, "
-        "plots, model).",
+        description="Train a small VAE and a conditional GAN on scikit-learn's bundled digits "
+        "(sample grids, .keras models, SavedModels) and a random forest on the bundled "
+        "breast-cancer table (report, plots, model).",
     )
     quickstart.add_argument("--out", default=QUICKSTART_DIR, help="output folder (default: %(default)s)")
-    quickstart.add_argument("--epochs", type=int, default=40, help="training epochs (default: %(default)s)")
+    quickstart.add_argument("--epochs", type=int, default=40, help="training epochs per model (default: %(default)s)")
     quickstart.set_defaults(run=_quickstart)
 
     train = commands.add_parser("train", help="train a generative model", description="Train a model.")
@@ -65,6 +70,23 @@ def build_parser():
     vae.add_argument("--conditional", action="store_true", help="condition on class labels")
     vae.add_argument("--binarize", action="store_true", help="dynamic binarization of the pixels")
     vae.set_defaults(run=_train_vae)
+    for name, loss, help_text in GAN_COMMANDS:
+        gan = models.add_parser(
+            name, help=help_text,
+            description=f"Train a {help_text} and write DIR/model.keras, DIR/saved_model/, "
+            "DIR/samples.png and DIR/history.json.",
+        )
+        _add_training_arguments(gan)
+        gan.add_argument("--latent-dim", type=int, default=64)
+        gan.add_argument("--generator-filters", type=_int_tuple, default=(128, 64))
+        gan.add_argument("--discriminator-filters", type=_int_tuple, default=(64, 128))
+        gan.add_argument("--discriminator-steps", type=int, default=5 if loss == "wgan-gp" else 1)
+        gan.add_argument("--loss", choices=("bce", "lsgan", "hinge", "wgan-gp"), default=loss)
+        gan.add_argument("--ema-decay", type=float, default=0.999, help="0 switches the average off")
+        gan.set_defaults(
+            run=_train_gan, conditional=name == "cgan", binarize=False,
+            learning_rate=1e-4 if loss == "wgan-gp" else 2e-4,
+        )
 
     generate = commands.add_parser(
         "generate", help="sample images from a trained run",
@@ -115,15 +137,7 @@ def _add_training_arguments(parser):
 
 
 def _train_vae(args):
-    from keras_bigml.data import load_images
-
-    dataset = load_images(
-        args.data, split=args.split, image_size=args.image_size, channels=args.channels,
-        labels=args.conditional, batch_size=args.batch_size, seed=args.seed,
-        binarize=args.binarize, limit=args.limit,
-    )
-    image_shape = tuple(_element_images(dataset).shape[1:])
-    num_classes = _count_classes(dataset) if args.conditional else None
+    dataset, image_shape, num_classes = _training_data(args)
     options = dict(
         image_shape=image_shape, latent_dim=args.latent_dim, filters=args.filters,
         hidden_units=args.hidden_units, likelihood=args.likelihood, beta=args.beta,
@@ -132,21 +146,52 @@ def _train_vae(args):
     _fit_and_report("vae", options, dataset, args)
 
 
+def _train_gan(args):
+    dataset, image_shape, num_classes = _training_data(args)
+    options = dict(
+        image_shape=image_shape, latent_dim=args.latent_dim, generator_filters=args.generator_filters,
+        discriminator_filters=args.discriminator_filters, num_classes=num_classes,
+        discriminator_steps=args.discriminator_steps, ema_decay=args.ema_decay or None, seed=args.seed,
+    )
+    _fit_and_report("gan", options, dataset, args)
+
+
+def _training_data(args):
+    """Return the dataset, its image shape and (for conditional models) the class count."""
+    from keras_bigml.data import load_images
+
+    dataset = load_images(
+        args.data, split=args.split, image_size=args.image_size, channels=args.channels,
+        labels=args.conditional, batch_size=args.batch_size, seed=args.seed,
+        binarize=args.binarize, limit=args.limit,
+    )
+    image_shape = tuple(_element_images(dataset).shape[1:])
+    return dataset, image_shape, _count_classes(dataset) if args.conditional else None
+
+
 def _fit_and_report(model_name, options, dataset, args):
     import keras
 
     from keras_bigml.distribute import get_strategy
-    from keras_bigml.generative import VAE
+    from keras_bigml.generative import GAN, VAE
     from keras_bigml.runs import fit_and_save
 
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy(f"mixed_{args.mixed_precision}")
     if args.seed is not None:
         keras.utils.set_random_seed(args.seed)
-    model_class = {"vae": VAE}[model_name]
     with get_strategy(args.strategy).scope():
-        model = model_class(**options)
-        model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
+        if model_name == "vae":
+            model = VAE(**options)
+            model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
+        else:
+            model = GAN(**options)
+            beta_1, beta_2 = (0.0, 0.9) if args.loss == "wgan-gp" else (0.5, 0.999)
+            model.compile(
+                d_optimizer=keras.optimizers.Adam(args.learning_rate, beta_1=beta_1, beta_2=beta_2),
+                g_optimizer=keras.optimizers.Adam(args.learning_rate, beta_1=beta_1, beta_2=beta_2),
+                loss=args.loss,
+            )
     paths = fit_and_save(model, dataset, args.out, args.epochs, verbose=_verbosity())
     print(f"Trained {model_name} for {args.epochs} epochs. Wrote:")
     for name, path in paths.items():
@@ -161,6 +206,13 @@ def _quickstart(args):
          "--out", os.path.join(args.out, "vae")]
     )
     _train_vae(vae_args)
+    print("Quickstart: a conditional GAN on the same digits.")
+    gan_args = build_parser().parse_args(
+        ["train", "cgan", "--data", "digits", "--image-size", "16", "--epochs", str(args.epochs),
+         "--batch-size", "32", "--latent-dim", "32", "--generator-filters", "64,32",
+         "--discriminator-filters", "32,64", "--seed", "0", "--out", os.path.join(args.out, "cgan")]
+    )
+    _train_gan(gan_args)
     print("Quickstart: a random forest on scikit-learn's bundled breast-cancer table.")
     _classical(build_parser().parse_args(
         ["classical", "--algo", "random_forest", "--data", "breast_cancer",

@@ -43,6 +43,7 @@ def test_quickstart_runs_offline_with_few_epochs(tmp_path, capsys):
     assert main(["quickstart", "--epochs", "1", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "vae" / "saved_model" / "saved_model.pb").exists()
     assert (tmp_path / "random_forest" / "report.json").exists()
+    assert (tmp_path / "cgan" / "samples.png").exists()
     assert "Wrote" in capsys.readouterr().out
 
 
@@ -53,7 +54,7 @@ def test_bad_input_gives_one_clear_line(tmp_path, capsys):
     assert "No trained model" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [[], ["quickstart"], ["train"], ["train", "vae"], ["generate"], ["classical"]])
+@pytest.mark.parametrize("command", [[], ["quickstart"], ["train"], ["train", "vae"], ["train", "gan"], ["train", "cgan"], ["train", "wgan-gp"], ["generate"], ["classical"]])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
@@ -96,3 +97,20 @@ def test_classical_bad_input(tmp_path, capsys):
     assert main(["classical", "--algo", "svm", "--data", str(tmp_path / "t.csv"), "--target", "c",
                  "--out", str(tmp_path / "o")]) == 1
     assert "no target column 'c'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", ["gan", "cgan", "wgan-gp"])
+def test_train_each_gan_and_generate(tmp_path, model):
+    out = tmp_path / model
+    assert main(["train", model, "--epochs", "1", "--limit", "64", "--batch-size", "16", "--latent-dim", "4",
+                 "--generator-filters", "8", "--discriminator-filters", "8", "--seed", "0",
+                 "--out", str(out)]) == 0
+    history = json.load(open(out / "history.json"))
+    assert {"d_loss", "g_loss"} <= set(history)
+    assert ("gradient_penalty" in history) == (model == "wgan-gp")
+    from keras_bigml.runs import load_run_model
+
+    gan = load_run_model(str(out))
+    assert gan.num_classes == (10 if model == "cgan" else None)
+    assert gan.loss_kind == ("wgan-gp" if model == "wgan-gp" else "bce")
+    assert main(["generate", str(out), "--n", "4", "--labels", "3", "--out", str(tmp_path / "g.png")]) == 0

@@ -92,3 +92,47 @@ def test_crash_mid_write_keeps_the_previous_export(tmp_path, monkeypatch):
 def test_model_without_signatures_is_refused(tmp_path):
     with pytest.raises(TypeError, match="no serving_functions"):
         export_saved_model(object(), tmp_path / "x")
+
+
+GAN_CLIENT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+
+    model = tf.saved_model.load(sys.argv[1])
+    inputs = np.load(sys.argv[2])
+    labels = {"labels": tf.constant(inputs["labels"])} if "labels" in inputs else {}
+    images = model.signatures["generate"](z=tf.constant(inputs["z"]), **labels)["images"]
+    np.save(sys.argv[3], images.numpy())
+    print(json.dumps({"signatures": sorted(model.signatures), "dtype": images.dtype.name,
+                      "keras_bigml_imported": any(m.startswith("keras_bigml") for m in sys.modules)}))
+    """
+)
+
+
+@pytest.mark.parametrize("num_classes", [None, 10])
+def test_gan_generate_signature_in_a_fresh_process(tmp_path, num_classes):
+    from keras_bigml.generative import GAN
+
+    gan = GAN(image_shape=(8, 8, 1), latent_dim=4, generator_filters=(8,), discriminator_filters=(8,),
+              num_classes=num_classes, seed=0)
+    export_saved_model(gan, tmp_path / "export")
+    inputs = {"z": np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)}
+    if num_classes:
+        inputs["labels"] = np.array([1, 5, 9], np.int32)
+    np.savez(tmp_path / "in.npz", **inputs)
+    (tmp_path / "client.py").write_text(GAN_CLIENT)
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "client.py"), str(tmp_path / "export"), str(tmp_path / "in.npz"),
+         str(tmp_path / "out.npy")],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {"signatures": ["generate", "serving_default"], "dtype": "float32",
+                      "keras_bigml_imported": False}
+    images = np.load(tmp_path / "out.npy")
+    np.testing.assert_allclose(images, gan.generate(z=inputs["z"], labels=inputs.get("labels")), atol=1e-5)
+    assert images.min() >= 0.0 and images.max() <= 1.0

@@ -1,10 +1,19 @@
-"""Evaluation: reports for classical models (generator metrics follow)."""
+"""Evaluation: reports for classical models, classifier-based metrics for generators.
 
-from keras_bigml.evaluation.classical import (
-    classification_report,
-    feature_importance,
-    regression_report,
-    save_report_plots,
-)
+Names load on first use, so classical reports do not import TensorFlow.
+"""
 
-__all__ = ["classification_report", "feature_importance", "regression_report", "save_report_plots"]
+from keras_bigml.lazy import lazy_exports
+
+__getattr__, __all__ = lazy_exports(__name__, {
+    "classification_report": "classical",
+    "feature_importance": "classical",
+    "regression_report": "classical",
+    "save_report_plots": "classical",
+    "classifier_outputs": "generative",
+    "classifier_score": "generative",
+    "frechet_distance": "generative",
+    "kernel_distance": "generative",
+    "label_agreement": "generative",
+    "train_classifier": "generative",
+})

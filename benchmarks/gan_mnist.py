@@ -1,0 +1,97 @@
+"""GAN on the MNIST subset, judged by a digit classifier trained on the training split.
+
+Usage:  python benchmarks/gan_mnist.py [--model cgan|gan|wgan-gp] [--minutes 20]
+
+Prints the Frechet distance on the classifier's penultimate features (with real
+test versus real train beside it for scale), the kernel distance, the classifier
+score, and for the conditional GAN the share of samples classified as the
+requested label; wall time and training images per second.
+"""
+
+import argparse
+import os
+
+import common
+import keras
+import numpy as np
+
+from keras_bigml.callbacks import TimeLimit
+from keras_bigml.data import load_images
+from keras_bigml.evaluation import (
+    classifier_outputs, classifier_score, frechet_distance, kernel_distance, label_agreement,
+    train_classifier,
+)
+from keras_bigml.generative import GAN
+from keras_bigml.plotting import save_image_grid
+
+LOSSES = {"gan": "bce", "cgan": "bce", "wgan-gp": "wgan-gp"}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=sorted(LOSSES), default="cgan")
+    parser.add_argument("--minutes", type=float, default=20.0, help="training time budget")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--latent-dim", type=int, default=64)
+    parser.add_argument("--generator-filters", default="128,64")
+    parser.add_argument("--discriminator-filters", default="64,128")
+    parser.add_argument("--samples", type=int, default=10000)
+    parser.add_argument("--grid", default=os.path.join(common.REPO_ROOT, "saved_models", "benchmarks"))
+    args = parser.parse_args()
+
+    path = common.require_dataset("mnist-subset.npz")
+    with np.load(path) as archive:
+        x_train, y_train = archive["x_train"][..., None] / 255.0, archive["y_train"]
+        x_test, y_test = archive["x_test"][..., None] / 255.0, archive["y_test"]
+    conditional = args.model == "cgan"
+
+    watch = common.Stopwatch()
+    classifier = train_classifier(x_train, y_train, epochs=3)
+    test_features, test_probabilities = classifier_outputs(classifier, x_test)
+    accuracy = float(np.mean(test_probabilities.argmax(1) == y_test))
+    print(f"classifier: test accuracy {accuracy:.4f} ({watch.seconds():.0f} s)")
+
+    keras.utils.set_random_seed(0)
+    gan = GAN(
+        image_shape=(28, 28, 1), latent_dim=args.latent_dim,
+        generator_filters=tuple(int(f) for f in args.generator_filters.split(",")),
+        discriminator_filters=tuple(int(f) for f in args.discriminator_filters.split(",")),
+        num_classes=10 if conditional else None,
+        discriminator_steps=5 if args.model == "wgan-gp" else 1, seed=0,
+    )
+    gan.compile(loss=LOSSES[args.model])
+    data = load_images(path, labels=conditional, batch_size=args.batch_size, seed=0, drop_remainder=True)
+    watch = common.Stopwatch()
+    history = gan.fit(data, epochs=1000, verbose=2, callbacks=[TimeLimit(args.minutes * 60)])
+    seconds = watch.seconds()
+    epochs = len(history.history["d_loss"])
+    images_seen = epochs * (len(x_train) // args.batch_size) * args.batch_size
+
+    requested = np.arange(args.samples) % 10
+    samples = np.concatenate([
+        gan.generate(labels=requested[i:i + 1000] if conditional else None,
+                     z=np.random.default_rng(i).standard_normal((min(1000, args.samples - i), args.latent_dim)).astype("float32"))
+        for i in range(0, args.samples, 1000)
+    ])
+    fake_features, fake_probabilities = classifier_outputs(classifier, samples)
+    train_features, train_probabilities = classifier_outputs(classifier, x_train[: args.samples])
+    os.makedirs(args.grid, exist_ok=True)
+    grid = save_image_grid(samples[:100], os.path.join(args.grid, f"{args.model}_mnist.png"), ncols=10)
+
+    real_fd = frechet_distance(train_features, test_features)
+    fake_fd = frechet_distance(fake_features, test_features)
+    print(f"model: {args.model}, epochs: {epochs}, train wall time: {seconds:.0f} s, "
+          f"{images_seen / seconds:.0f} images/s")
+    print(f"Frechet distance (classifier features): generated vs test {fake_fd:.3f}; "
+          f"real train vs test {real_fd:.3f}; ratio {fake_fd / real_fd:.2f}")
+    print(f"kernel distance: generated vs test {kernel_distance(fake_features, test_features):.5f}; "
+          f"real train vs test {kernel_distance(train_features, test_features):.5f}")
+    print(f"classifier score: generated {classifier_score(fake_probabilities):.3f}; "
+          f"real test {classifier_score(test_probabilities):.3f}")
+    if conditional:
+        print(f"label agreement: {label_agreement(fake_probabilities, requested):.4f}")
+    print(f"sample grid: {grid}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Judging generators with a classifier: Frechet and kernel distances, classifier score, labels.
+
+All metrics work on the features and class probabilities of a Keras classifier
+(any model whose penultimate layer gives features); :func:`train_classifier`
+makes a digit or domain classifier in one call when no pretrained one is at hand.
+"""
+
+import keras
+import numpy as np
+from scipy import linalg
+
+
+def train_classifier(images, labels, num_classes=None, epochs=3, batch_size=128, seed=0, verbose=0):
+    """Train a small CNN classifier on images in [0, 1]; its ``features`` layer feeds the metrics.
+
+    >>> from keras_bigml.data import load_images
+    >>> images, labels = next(iter(load_images("digits", labels=True, batch_size=2000)))
+    >>> classifier = train_classifier(images.numpy(), labels.numpy(), epochs=1)
+    >>> classifier.get_layer("features").output.shape
+    (None, 128)
+    """
+    images = np.asarray(images, np.float32)
+    labels = np.asarray(labels)
+    num_classes = num_classes or int(labels.max()) + 1
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(images.shape[1:])
+    x = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu")(x)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dropout(0.3)(x)
+    features = keras.layers.Dense(128, activation="relu", name="features")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32")(features)
+    classifier = keras.Model(inputs, outputs, name="classifier")
+    classifier.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    classifier.fit(images, labels, epochs=epochs, batch_size=batch_size, verbose=verbose)
+    return classifier
+
+
+def classifier_outputs(classifier, images, batch_size=500):
+    """Return ``(features, probabilities)`` of a classifier for images, in batches.
+
+    Features come from the layer named ``features`` if there is one, else from
+    the input of the last layer.
+    """
+    try:
+        feature_layer = classifier.get_layer("features")
+    except ValueError:
+        feature_layer = classifier.layers[-2]
+    both = keras.Model(classifier.inputs, [feature_layer.output, classifier.output])
+    features, probabilities = both.predict(np.asarray(images, np.float32), batch_size=batch_size, verbose=0)
+    return features.astype(np.float64), probabilities.astype(np.float64)
+
+
+def frechet_distance(features_a, features_b):
+    """Frechet distance between Gaussians fitted to two feature sets (FID on any features).
+
+    ``|mu_a - mu_b|^2 + Tr(C_a + C_b - 2 (C_a C_b)^(1/2))``
+
+    >>> a = np.random.default_rng(0).normal(size=(2000, 2))
+    >>> round(frechet_distance(a, a + [3.0, 0.0]), 3)
+    9.0
+    """
+    features_a, features_b = _two_feature_sets(features_a, features_b)
+    mean_a, mean_b = features_a.mean(0), features_b.mean(0)
+    cov_a, cov_b = np.cov(features_a, rowvar=False), np.cov(features_b, rowvar=False)
+    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    if not np.isfinite(root).all():
+        offset = np.eye(len(cov_a)) * 1e-6
+        root = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
+    value = np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a + cov_b - 2.0 * np.real(root))
+    return float(max(value, 0.0))
+
+
+def kernel_distance(features_a, features_b, subsets=10, subset_size=1000, seed=0):
+    """Kernel distance (KID): unbiased MMD^2 with a cubic polynomial kernel, averaged over subsets.
+
+    Unlike the Frechet distance it is unbiased for small samples.
+
+    >>> a = np.random.default_rng(0).normal(size=(500, 4))
+    >>> abs(kernel_distance(a[:250], a[250:], subset_size=250)) < 0.05
+    True
+    """
+    features_a, features_b = _two_feature_sets(features_a, features_b)
+    rng = np.random.default_rng(seed)
+    size = min(subset_size, len(features_a), len(features_b))
+    dim = features_a.shape[1]
+    estimates = []
+    for _ in range(subsets):
+        x = features_a[rng.choice(len(features_a), size, replace=False)]
+        y = features_b[rng.choice(len(features_b), size, replace=False)]
+        kxx, kyy, kxy = ((p @ q.T / dim + 1.0) ** 3 for p, q in ((x, x), (y, y), (x, y)))
+        off_diagonal = size * (size - 1)
+        estimates.append(
+            (kxx.sum() - np.trace(kxx)) / off_diagonal
+            + (kyy.sum() - np.trace(kyy)) / off_diagonal
+            - 2.0 * kxy.mean()
+        )
+    return float(np.mean(estimates))
+
+
+def classifier_score(probabilities):
+    """exp(E_x KL(p(y|x) || p(y))): high when each image is confidently one class and all classes occur.
+
+    The Inception score's formula on any classifier's probabilities; between 1
+    and the number of classes.
+
+    >>> round(classifier_score(np.eye(4)), 6)
+    4.0
+    """
+    p = np.clip(np.asarray(probabilities, np.float64), 1e-12, 1.0)
+    marginal = p.mean(axis=0, keepdims=True)
+    return float(np.exp(np.mean(np.sum(p * (np.log(p) - np.log(marginal)), axis=1))))
+
+
+def label_agreement(probabilities, requested_labels):
+    """Share of samples whose predicted class is the requested one.
+
+    >>> label_agreement(np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]), [0, 1, 1])
+    0.6666666666666666
+    """
+    predicted = np.argmax(np.asarray(probabilities), axis=1)
+    return float(np.mean(predicted == np.asarray(requested_labels)))
+
+
+def _two_feature_sets(features_a, features_b):
+    features_a = np.asarray(features_a, np.float64)
+    features_b = np.asarray(features_b, np.float64)
+    if features_a.ndim != 2 or features_b.ndim != 2 or features_a.shape[1] != features_b.shape[1]:
+        raise ValueError(
+            f"Expected two (n, d) feature arrays with the same d, got {features_a.shape} and {features_b.shape}."
+        )
+    if min(len(features_a), len(features_b)) < 2:
+        raise ValueError("Each feature set needs at least two samples.")
+    return features_a, features_b
