@@ -2,10 +2,10 @@
 
 Commands::
 
-    keras-bigml quickstart                 train the default models on bundled data
-    keras-bigml train vae|gan|cgan|wgan-gp --data SOURCE    train a model, write a run directory
-    keras-bigml generate DIR --n 64        sample a grid from a trained run
-    keras-bigml classical --algo NAME      train and evaluate a scikit-learn model on a table
+    keras-bigml quickstart                    train the default models on bundled data
+    keras-bigml train MODEL --data SOURCE     MODEL: vae, gan, cgan, wgan-gp; writes a run directory
+    keras-bigml generate DIR --n 64           sample a grid from a trained run
+    keras-bigml classical --algo NAME         train and evaluate a scikit-learn model on a table
 """
 
 import argparse

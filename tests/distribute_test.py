@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 import keras
 
-from keras_bigml.distribute import get_strategy, global_mean, replica_normal, split_cpu
+from keras_bigml.distribute import get_strategy, global_mean, replica_normal, replica_uniform, split_cpu
 
 
 def test_strategies_by_name(cpu_devices, monkeypatch):
@@ -26,12 +26,13 @@ def test_split_cpu_after_initialization_says_when_to_call_it(cpu_devices):
         split_cpu(3)
 
 
-def test_replica_normal_gives_two_replicas_the_single_replica_noise(cpu_devices):
-    single = replica_normal(6, (3,), keras.random.SeedGenerator(7)).numpy()
+@pytest.mark.parametrize("draw", [replica_normal, replica_uniform])
+def test_replica_noise_gives_two_replicas_the_single_replica_noise(cpu_devices, draw):
+    single = draw(6, (3,), keras.random.SeedGenerator(7)).numpy()
     strategy = get_strategy("mirrored", devices=cpu_devices)
     with strategy.scope():
         seed = keras.random.SeedGenerator(7)
-    per_replica = strategy.run(tf.function(lambda: replica_normal(3, (3,), seed)))
+    per_replica = strategy.run(tf.function(lambda: draw(3, (3,), seed)))
     halves = [t.numpy() for t in strategy.experimental_local_results(per_replica)]
     np.testing.assert_allclose(np.concatenate(halves), single)
     assert not np.allclose(halves[0], halves[1])

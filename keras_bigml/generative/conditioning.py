@@ -20,3 +20,25 @@ def sample_labels(n, labels, num_classes):
     if labels.min() < 0 or labels.max() >= num_classes:
         raise ValueError(f"labels must lie in [0, {num_classes - 1}].")
     return labels
+
+
+def unpack_batch(data, num_classes, model_name):
+    """Split a ``fit`` batch into ``(images, labels)``; labels are None for unconditional models.
+
+    A conditional model (``num_classes`` set) must get ``(images, labels)`` batches.
+
+    >>> unpack_batch(("x", "y"), None, "VAE")
+    ('x', None)
+    """
+    if isinstance(data, (tuple, list)):
+        images, labels = data[0], data[1] if len(data) > 1 else None
+    else:
+        images, labels = data, None
+    if not num_classes:
+        return images, None
+    if labels is None:
+        raise ValueError(
+            f"This {model_name} is conditional (num_classes={num_classes}): feed "
+            "(images, labels) batches, e.g. load_images(..., labels=True)."
+        )
+    return images, labels

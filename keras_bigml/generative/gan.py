@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from keras_bigml.distribute import global_mean, replica_normal, replica_uniform
 from keras_bigml.generative import losses
-from keras_bigml.generative.conditioning import sample_labels
+from keras_bigml.generative.conditioning import sample_labels, unpack_batch
 from keras_bigml.generative.networks import dcgan_discriminator, dcgan_generator
 
 
@@ -281,15 +281,8 @@ class GAN(keras.Model):
         return {metric.name: metric.result() for metric in self.metrics}
 
     def _unpack(self, data):
-        if isinstance(data, (tuple, list)):
-            images, labels = data[0], data[1] if len(data) > 1 else None
-        else:
-            images, labels = data, None
-        if self.num_classes and labels is None:
-            raise ValueError(
-                f"This GAN is conditional (num_classes={self.num_classes}): feed "
-                "(images, labels) batches, e.g. load_images(..., labels=True)."
-            )
+        """Real images in the networks' [-1, 1] range, and int32 labels (or None)."""
+        images, labels = unpack_batch(data, self.num_classes, "GAN")
         real = tf.cast(images, tf.float32) * 2.0 - 1.0
         return real, (tf.cast(labels, tf.int32) if self.num_classes else None)
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from keras_bigml.distribute import global_mean, replica_normal
 from keras_bigml.generative import losses
-from keras_bigml.generative.conditioning import sample_labels
+from keras_bigml.generative.conditioning import sample_labels, unpack_batch
 from keras_bigml.generative.networks import conv_encoder, deconv_decoder
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -112,7 +112,7 @@ class VAE(keras.Model):
 
     def call(self, inputs, training=False):
         """Reconstruct images from the posterior mean; ``inputs`` may be ``(images, labels)``."""
-        images, labels = self._unpack(inputs)
+        images, labels = unpack_batch(inputs, self.num_classes, "VAE")
         mean, _ = self.encode(images, labels, training=training)
         return self.decode(mean, labels)
 
@@ -130,7 +130,7 @@ class VAE(keras.Model):
         return keras.ops.convert_to_numpy(self.decode(z, labels))
 
     def train_step(self, data):
-        images, labels = self._unpack(data)
+        images, labels = unpack_batch(data, self.num_classes, "VAE")
         with tf.GradientTape() as tape:
             reconstruction, kl = self._per_example_losses(images, labels, training=True)
             loss = global_mean(reconstruction + self.beta * kl)
@@ -140,7 +140,7 @@ class VAE(keras.Model):
         return self._update_trackers(reconstruction, kl)
 
     def test_step(self, data):
-        images, labels = self._unpack(data)
+        images, labels = unpack_batch(data, self.num_classes, "VAE")
         reconstruction, kl = self._per_example_losses(images, labels, training=False)
         return self._update_trackers(reconstruction, kl)
 
@@ -254,18 +254,6 @@ class VAE(keras.Model):
         self.reconstruction_tracker.update_state(reconstruction)
         self.kl_tracker.update_state(kl)
         return {metric.name: metric.result() for metric in self.metrics}
-
-    def _unpack(self, data):
-        if isinstance(data, (tuple, list)):
-            images, labels = data[0], data[1] if len(data) > 1 else None
-        else:
-            images, labels = data, None
-        if self.num_classes and labels is None:
-            raise ValueError(
-                f"This VAE is conditional (num_classes={self.num_classes}): feed "
-                "(images, labels) batches, e.g. load_images(..., labels=True)."
-            )
-        return images, labels if self.num_classes else None
 
     def _with_labels(self, inputs, labels):
         if not self.num_classes:

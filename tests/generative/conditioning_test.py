@@ -1,0 +1,20 @@
+import pytest
+
+from keras_bigml.generative.conditioning import sample_labels, unpack_batch
+
+
+def test_sample_labels_cycle_repeat_and_check_range():
+    assert sample_labels(4, None, None) is None
+    assert sample_labels(7, None, 3).tolist() == [0, 1, 2, 0, 1, 2, 0]
+    assert sample_labels(5, [4, 2], 5).tolist() == [4, 2, 4, 2, 4]
+    assert sample_labels(2, 1, 3).dtype.name == "int32"
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\]"):
+        sample_labels(2, [-1], 3)
+
+
+def test_unpack_batch():
+    assert unpack_batch("images", None, "GAN") == ("images", None)
+    assert unpack_batch(("images", "labels"), None, "GAN") == ("images", None)
+    assert unpack_batch(("images", "labels"), 10, "GAN") == ("images", "labels")
+    with pytest.raises(ValueError, match=r"This VAE is conditional \(num_classes=3\)"):
+        unpack_batch("images", 3, "VAE")
