@@ -1,27 +1,27 @@
 from setuptools import find_packages, setup
 
 REQUIRES = [
-    "tensorflow>=2.16",
-    "keras>=3.3",
+    "tensorflow>=2.18",
+    "keras>=3.6",
     "tensorflow-datasets>=4.9",
     # tensorflow-datasets 4.9.10 imports it when downloading but does not require it.
     "importlib_resources",
     "numpy",
-    "scikit-learn>=1.4",
+    "scikit-learn>=1.6",
     "pandas",
     "matplotlib",
     "tqdm",
+    "skops>=0.9",
 ]
 
 EXTRAS = {
     "distributed": ["dask[distributed]>=2024.1"],
     "parquet": ["pyarrow"],
-    "persist": ["skops>=0.9"],
     "notebooks": ["jupyter", "ipykernel", "nbclient", "nbformat"],
     "gpu": ["tensorflow[and-cuda]>=2.16"],
 }
 EXTRAS["test"] = sorted(
-    set(EXTRAS["distributed"] + EXTRAS["parquet"] + EXTRAS["persist"])
+    set(EXTRAS["distributed"] + EXTRAS["parquet"])
     | {"pytest", "pytest-timeout", "ipykernel", "nbclient", "nbformat"}
 )
 

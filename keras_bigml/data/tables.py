@@ -118,6 +118,8 @@ def _read_file(path):
         if path.endswith(".csv"):
             return pd.read_csv(path)
         return pd.read_parquet(path)
+    except ImportError:
+        raise DataError(f"Reading {path} needs pyarrow: pip install 'keras_bigml[parquet]'.") from None
     except (ValueError, OSError, pd.errors.ParserError) as error:
         raise DataError(f"Cannot read {path} as a table ({error}).") from None
 

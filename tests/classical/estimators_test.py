@@ -104,3 +104,16 @@ def test_bad_names_and_parameters_list_the_choices():
         make_model("logistic_regression", "regression")
     with pytest.raises(ValueError, match="Unknown parameter 'trees'.*n_estimators"):
         make_model("random_forest", trees=10)
+
+
+def test_numeric_imputer_passes_conformance_and_fills_by_hand():
+    from keras_bigml.classical.estimators import NumericImputer
+
+    check_estimator(NumericImputer())
+    X = np.array([[1.0, np.nan, np.nan], [3.0, 4.0, np.nan], [8.0, 6.0, np.nan]])
+    np.testing.assert_allclose(NumericImputer().fit(X).statistics_, [4.0, 5.0, 0.0])
+    np.testing.assert_allclose(NumericImputer("median").fit(X).statistics_, [3.0, 5.0, 0.0])
+    out = NumericImputer().fit(X).transform(np.array([[np.nan, 1.0, np.nan]]))
+    np.testing.assert_allclose(out, [[4.0, 1.0, 0.0]])
+    with pytest.raises(ValueError, match="strategy must be 'mean' or 'median'"):
+        NumericImputer("mode").fit(X)

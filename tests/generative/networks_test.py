@@ -33,3 +33,35 @@ def test_image_shape_checks_name_the_problem():
         check_image_shape((10, 12, 1), 2)
     with pytest.raises(ValueError, match=r"\(height, width, channels\)"):
         check_image_shape((28, 28), 1)
+
+
+@pytest.mark.parametrize("image_shape", [(28, 28, 1), (32, 32, 3), (12, 12, 3)])
+def test_dcgan_networks_for_square_sizes_that_are_multiples_of_four(image_shape):
+    from keras_bigml.generative.networks import dcgan_discriminator, dcgan_generator
+
+    generator = dcgan_generator(8, image_shape, (16, 8))
+    discriminator = dcgan_discriminator(image_shape, (8, 16))
+    images = generator.predict(np.random.default_rng(0).standard_normal((2, 8)), verbose=0)
+    assert images.shape == (2, *image_shape) and np.abs(images).max() <= 1.0
+    assert discriminator.predict(images, verbose=0).shape == (2, 1)
+
+
+def test_dcgan_critic_has_no_batch_norm_and_generator_syncs_it():
+    import keras
+
+    from keras_bigml.generative.networks import dcgan_discriminator, dcgan_generator
+
+    critic = dcgan_discriminator((8, 8, 1), (8,), num_classes=3)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in critic.layers)
+    norms = [l for l in dcgan_generator(4, (8, 8, 1), (8,)).layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert norms and all(layer.synchronized for layer in norms)
+
+
+def test_projection_discriminator_scores_depend_on_the_label():
+    from keras_bigml.generative.networks import dcgan_discriminator
+
+    critic = dcgan_discriminator((8, 8, 1), (8,), num_classes=3)
+    images = np.random.default_rng(0).random((2, 8, 8, 1)).astype("float32")
+    first = critic.predict([images, np.array([0, 0])], verbose=0)
+    second = critic.predict([images, np.array([2, 2])], verbose=0)
+    assert not np.allclose(first, second)
