@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 STRATEGY_NAMES = ("auto", "default", "mirrored", "multiworker")
+_STRATEGIES = {}
 
 
 def get_strategy(name="auto", devices=None):
@@ -29,6 +30,8 @@ def get_strategy(name="auto", devices=None):
         ``"multiworker"``: `MultiWorkerMirroredStrategy` configured by ``TF_CONFIG``.
     devices : list of str, optional
         Devices for ``"mirrored"``.
+
+    Asking twice for the same configuration returns the same strategy.
     """
     if name not in STRATEGY_NAMES:
         raise ValueError(f"Unknown strategy {name!r}: use one of {', '.join(STRATEGY_NAMES)}.")
@@ -41,9 +44,15 @@ def get_strategy(name="auto", devices=None):
             name = "default"
     if name == "default":
         return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy(devices)
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    # One strategy per configuration and process: TensorFlow's collective ops
+    # mix up the instance keys of several live strategies and then fail.
+    key = (name, tuple(devices or ()))
+    if key not in _STRATEGIES:
+        if name == "mirrored":
+            _STRATEGIES[key] = tf.distribute.MirroredStrategy(devices)
+        else:
+            _STRATEGIES[key] = tf.distribute.MultiWorkerMirroredStrategy()
+    return _STRATEGIES[key]
 
 
 def split_cpu(num_devices):

@@ -43,3 +43,7 @@ def test_global_mean_divides_by_the_global_batch(cpu_devices):
     per_replica = strategy.run(tf.function(lambda: global_mean(tf.constant([1.0, 3.0]))))
     assert [float(t) for t in strategy.experimental_local_results(per_replica)] == [1.0, 1.0]
     assert float(global_mean(tf.constant([1.0, 3.0]))) == 2.0
+
+
+def test_the_same_configuration_returns_the_same_strategy(cpu_devices):
+    assert get_strategy("mirrored", cpu_devices) is get_strategy("mirrored", list(cpu_devices))

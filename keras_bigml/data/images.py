@@ -114,17 +114,22 @@ def load_images(
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
 
-    def finish(images):
+    def finish(images, noise_seed):
         if binarize:
-            images = tf.cast(tf.random.uniform(tf.shape(images), seed=seed) < images, tf.float32)
+            noise = tf.random.stateless_uniform(tf.shape(images), seed=tf.stack([noise_seed, 0]))
+            images = tf.cast(noise < images, tf.float32)
         if (low, high) != (0.0, 1.0):
             images = images * (high - low) + low
         return images
 
     if batch_size is not None:
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    # A fresh seed per batch and per epoch: stateful random ops in a map would
+    # replay the same noise every epoch once a global seed is set.
+    noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    dataset = tf.data.Dataset.zip((dataset, noise_seeds))
     if labels:
-        dataset = dataset.map(lambda x, y: (finish(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(lambda xy, s: (finish(xy[0], s), xy[1]), num_parallel_calls=tf.data.AUTOTUNE)
     else:
         dataset = dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -236,3 +236,15 @@ def test_network_available_tells_open_from_closed_ports():
     assert network_available(("127.0.0.1", port), timeout=1)
     server.close()
     assert not network_available(("127.0.0.1", port), timeout=1)
+
+
+def test_binarization_changes_across_epochs_even_with_a_global_seed():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    dataset = load_images(limit=64, batch_size=64, shuffle=False, binarize=True)
+    assert not np.array_equal(first_batch(dataset), first_batch(dataset))
+    seeded = load_images(limit=64, batch_size=64, shuffle=False, binarize=True, seed=5)
+    np.testing.assert_array_equal(
+        first_batch(seeded), first_batch(load_images(limit=64, batch_size=64, shuffle=False, binarize=True, seed=5))
+    )

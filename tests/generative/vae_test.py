@@ -118,12 +118,14 @@ def test_importance_weighted_bound_is_tighter_than_the_elbo():
     vae.compile(optimizer=keras.optimizers.Adam(3e-3))
     vae.fit(digits(limit=256), epochs=3, verbose=0)
     images = next(iter(load_images("digits", split="test", limit=64, batch_size=64, binarize=True, seed=0))).numpy()
-    elbo = -vae.evaluate(images, batch_size=64, verbose=0, return_dict=True)["loss"]
-    single = vae.log_likelihood(images, num_samples=1, seed=1)
+    # 50 draws per image make the single-sample estimates precise to about 0.1 nats.
+    repeated = np.repeat(images, 50, axis=0)
+    elbo = -vae.evaluate(repeated, batch_size=640, verbose=0, return_dict=True)["loss"]
+    single = vae.log_likelihood(repeated, num_samples=1, seed=1)
     many = vae.log_likelihood(images, num_samples=200, batch_size=16, seed=1)
-    assert single.shape == many.shape == (64,)
+    assert single.shape == (3200,) and many.shape == (64,)
     # One importance sample estimates the ELBO; more samples tighten the bound.
-    assert single.mean() == pytest.approx(elbo, abs=1.0)
+    assert single.mean() == pytest.approx(elbo, abs=0.3)
     assert many.mean() > elbo + 0.05
     assert np.all(many < 0)
     np.testing.assert_array_equal(many, vae.log_likelihood(images, num_samples=200, batch_size=16, seed=1))
