@@ -69,7 +69,7 @@ def build_parser():
     vae.add_argument("--beta", type=float, default=1.0, help="weight of the KL term")
     vae.add_argument("--conditional", action="store_true", help="condition on class labels")
     vae.add_argument("--binarize", action="store_true", help="dynamic binarization of the pixels")
-    vae.set_defaults(run=_train_vae)
+    vae.set_defaults(run=_train_vae, model_name="vae")
     for name, loss, help_text in GAN_COMMANDS:
         gan = models.add_parser(
             name, help=help_text,
@@ -84,7 +84,7 @@ def build_parser():
         gan.add_argument("--loss", choices=("bce", "lsgan", "hinge", "wgan-gp"), default=loss)
         gan.add_argument("--ema-decay", type=float, default=0.999, help="0 switches the average off")
         gan.set_defaults(
-            run=_train_gan, conditional=name == "cgan", binarize=False,
+            run=_train_gan, model_name=name, conditional=name == "cgan", binarize=False,
             learning_rate=1e-4 if loss == "wgan-gp" else 2e-4,
         )
 
@@ -138,22 +138,45 @@ def _add_training_arguments(parser):
 
 def _train_vae(args):
     dataset, image_shape, num_classes = _training_data(args)
-    options = dict(
-        image_shape=image_shape, latent_dim=args.latent_dim, filters=args.filters,
-        hidden_units=args.hidden_units, likelihood=args.likelihood, beta=args.beta,
-        num_classes=num_classes, seed=args.seed,
-    )
-    _fit_and_report("vae", options, dataset, args)
+
+    def build():
+        import keras
+
+        from keras_bigml.generative import VAE
+
+        vae = VAE(
+            image_shape=image_shape, latent_dim=args.latent_dim, filters=args.filters,
+            hidden_units=args.hidden_units, likelihood=args.likelihood, beta=args.beta,
+            num_classes=num_classes, seed=args.seed,
+        )
+        vae.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
+        return vae
+
+    _fit_and_report(build, dataset, args)
 
 
 def _train_gan(args):
     dataset, image_shape, num_classes = _training_data(args)
-    options = dict(
-        image_shape=image_shape, latent_dim=args.latent_dim, generator_filters=args.generator_filters,
-        discriminator_filters=args.discriminator_filters, num_classes=num_classes,
-        discriminator_steps=args.discriminator_steps, ema_decay=args.ema_decay or None, seed=args.seed,
-    )
-    _fit_and_report("gan", options, dataset, args)
+
+    def build():
+        import keras
+
+        from keras_bigml.generative import GAN
+
+        gan = GAN(
+            image_shape=image_shape, latent_dim=args.latent_dim, generator_filters=args.generator_filters,
+            discriminator_filters=args.discriminator_filters, num_classes=num_classes,
+            discriminator_steps=args.discriminator_steps, ema_decay=args.ema_decay or None, seed=args.seed,
+        )
+        beta_1, beta_2 = (0.0, 0.9) if args.loss == "wgan-gp" else (0.5, 0.999)
+        gan.compile(
+            d_optimizer=keras.optimizers.Adam(args.learning_rate, beta_1=beta_1, beta_2=beta_2),
+            g_optimizer=keras.optimizers.Adam(args.learning_rate, beta_1=beta_1, beta_2=beta_2),
+            loss=args.loss,
+        )
+        return gan
+
+    _fit_and_report(build, dataset, args)
 
 
 def _training_data(args):
@@ -169,11 +192,11 @@ def _training_data(args):
     return dataset, image_shape, _count_classes(dataset) if args.conditional else None
 
 
-def _fit_and_report(model_name, options, dataset, args):
+def _fit_and_report(build, dataset, args):
+    """Build and compile the model inside the chosen strategy, fit it, write the run."""
     import keras
 
     from keras_bigml.distribute import get_strategy
-    from keras_bigml.generative import GAN, VAE
     from keras_bigml.runs import fit_and_save
 
     if args.mixed_precision:
@@ -181,19 +204,9 @@ def _fit_and_report(model_name, options, dataset, args):
     if args.seed is not None:
         keras.utils.set_random_seed(args.seed)
     with get_strategy(args.strategy).scope():
-        if model_name == "vae":
-            model = VAE(**options)
-            model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
-        else:
-            model = GAN(**options)
-            beta_1, beta_2 = (0.0, 0.9) if args.loss == "wgan-gp" else (0.5, 0.999)
-            model.compile(
-                d_optimizer=keras.optimizers.Adam(args.learning_rate, beta_1=beta_1, beta_2=beta_2),
-                g_optimizer=keras.optimizers.Adam(args.learning_rate, beta_1=beta_1, beta_2=beta_2),
-                loss=args.loss,
-            )
+        model = build()
     paths = fit_and_save(model, dataset, args.out, args.epochs, verbose=_verbosity())
-    print(f"Trained {model_name} for {args.epochs} epochs. Wrote:")
+    print(f"Trained {args.model_name} for {args.epochs} epochs. Wrote:")
     for name, path in paths.items():
         print(f"  {name:12s} {path}")
 
@@ -210,7 +223,8 @@ def _quickstart(args):
     gan_args = build_parser().parse_args(
         ["train", "cgan", "--data", "digits", "--image-size", "16", "--epochs", str(args.epochs),
          "--batch-size", "32", "--latent-dim", "32", "--generator-filters", "64,32",
-         "--discriminator-filters", "32,64", "--seed", "0", "--out", os.path.join(args.out, "cgan")]
+         "--discriminator-filters", "32,64", "--ema-decay", "0.99", "--seed", "0",
+         "--out", os.path.join(args.out, "cgan")]
     )
     _train_gan(gan_args)
     print("Quickstart: a random forest on scikit-learn's bundled breast-cancer table.")
