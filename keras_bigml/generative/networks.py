@@ -55,23 +55,26 @@ def deconv_decoder(latent_dim, image_shape, filters, hidden_units, num_classes=N
     check_image_shape(image_shape, len(filters))
     height, width, channels = image_shape
     step = 2 ** len(filters)
-    z = keras.Input((latent_dim,), name="z")
-    x = z
-    inputs = [z]
-    if num_classes:
-        x = _condition_on_labels(x, inputs, num_classes)
+    inputs, x = _latent_inputs(latent_dim, num_classes)
     x = layers.Dense(hidden_units, activation="swish")(x)
     x = layers.Dense((height // step) * (width // step) * filters[-1], activation="swish")(x)
     x = layers.Reshape((height // step, width // step, filters[-1]))(x)
     for units in reversed(filters[:-1]):
         x = layers.Conv2DTranspose(units, KERNEL, strides=2, padding="same", activation="swish")(x)
     outputs = layers.Conv2DTranspose(channels, KERNEL, strides=2, padding="same", dtype="float32")(x)
-    return keras.Model(inputs if num_classes else z, outputs, name=name)
+    return keras.Model(inputs if num_classes else inputs[0], outputs, name=name)
 
 
 def one_hot(labels, num_classes, dtype="float32"):
     """One-hot encode integer labels inside a functional model."""
     return keras.ops.one_hot(keras.ops.cast(labels, "int32"), num_classes, dtype=dtype)
+
+
+def _latent_inputs(latent_dim, num_classes):
+    """The ``z`` input (and ``labels`` when conditional): return (inputs, the joined tensor)."""
+    z = keras.Input((latent_dim,), name="z")
+    inputs = [z]
+    return inputs, _condition_on_labels(z, inputs, num_classes) if num_classes else z
 
 
 def _condition_on_labels(features, inputs, num_classes):
@@ -97,11 +100,7 @@ def dcgan_generator(latent_dim, image_shape, filters=(128, 64), num_classes=None
     check_image_shape(image_shape, len(filters))
     height, width, channels = image_shape
     step = 2 ** len(filters)
-    z = keras.Input((latent_dim,), name="z")
-    inputs = [z]
-    x = z
-    if num_classes:
-        x = _condition_on_labels(x, inputs, num_classes)
+    inputs, x = _latent_inputs(latent_dim, num_classes)
     x = layers.Dense((height // step) * (width // step) * filters[0], use_bias=False)(x)
     x = layers.BatchNormalization(synchronized=True)(x)
     x = layers.ReLU()(x)
@@ -112,7 +111,7 @@ def dcgan_generator(latent_dim, image_shape, filters=(128, 64), num_classes=None
         x = layers.ReLU()(x)
     x = layers.Conv2DTranspose(channels, 4, strides=2, padding="same")(x)
     outputs = layers.Activation("tanh", dtype="float32")(x)
-    return keras.Model(inputs if num_classes else z, outputs, name=name)
+    return keras.Model(inputs if num_classes else inputs[0], outputs, name=name)
 
 
 def dcgan_discriminator(image_shape, filters=(64, 128), num_classes=None, name="discriminator"):
