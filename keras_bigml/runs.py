@@ -35,7 +35,10 @@ def fit_and_save(model, dataset, out_dir, epochs, verbose="auto", callbacks=()):
     ['history', 'model', 'samples', 'saved_model']
     """
     grids = ImageGridCallback(os.path.join(out_dir, "grids"))
-    history = model.fit(dataset, epochs=epochs, verbose=verbose, callbacks=[grids, *callbacks])
+    # The dataset shuffles itself; shuffle=False only silences Keras's warning.
+    history = model.fit(
+        dataset, epochs=epochs, verbose=verbose, callbacks=[grids, *callbacks], shuffle=False
+    )
     return save_run(model, history.history, out_dir)
 
 
