@@ -1,5 +1,6 @@
-"""Class labels for sampling from conditional models."""
+"""Inputs for sampling: latent vectors and class labels, for conditional models or not."""
 
+import keras
 import numpy as np
 
 
@@ -42,3 +43,17 @@ def unpack_batch(data, num_classes, model_name):
             "(images, labels) batches, e.g. load_images(..., labels=True)."
         )
     return images, labels
+
+
+def prior_inputs(n, labels, z, latent_dim, num_classes, seed_generator):
+    """Return ``(z, labels)`` for ``generate``: given ``z`` or ``n`` standard normal draws.
+
+    >>> z, labels = prior_inputs(3, None, None, 2, 10, keras.random.SeedGenerator(0))
+    >>> tuple(z.shape), labels.tolist()
+    ((3, 2), [0, 1, 2])
+    """
+    if z is None:
+        if n is None:
+            raise ValueError("generate needs n or z.")
+        z = keras.random.normal((n, latent_dim), seed=seed_generator)
+    return z, sample_labels(len(z), labels, num_classes)

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from keras_bigml.distribute import global_mean, replica_normal, replica_uniform
 from keras_bigml.generative import losses
-from keras_bigml.generative.conditioning import sample_labels, unpack_batch
+from keras_bigml.generative.conditioning import prior_inputs, unpack_batch
 from keras_bigml.generative.networks import dcgan_discriminator, dcgan_generator
 
 
@@ -157,11 +157,7 @@ class GAN(keras.Model):
         A conditional GAN cycles through the classes when ``labels`` is None, and
         repeats ``labels`` when fewer than ``n`` are given.
         """
-        if z is None:
-            if n is None:
-                raise ValueError("generate needs n or z.")
-            z = keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
-        labels = sample_labels(len(z), labels, self.num_classes)
+        z, labels = prior_inputs(n, labels, z, self.latent_dim, self.num_classes, self.seed_generator)
         return keras.ops.convert_to_numpy(self._generate(tf.convert_to_tensor(z, tf.float32), labels))
 
     def train_step(self, data):

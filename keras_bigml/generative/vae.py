@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from keras_bigml.distribute import global_mean, replica_normal
 from keras_bigml.generative import losses
-from keras_bigml.generative.conditioning import sample_labels, unpack_batch
+from keras_bigml.generative.conditioning import prior_inputs, unpack_batch
 from keras_bigml.generative.networks import conv_encoder, deconv_decoder
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -122,11 +122,7 @@ class VAE(keras.Model):
         A conditional VAE cycles through the classes when ``labels`` is None, and
         repeats ``labels`` when fewer than ``n`` are given.
         """
-        if z is None:
-            if n is None:
-                raise ValueError("generate needs n or z.")
-            z = keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
-        labels = sample_labels(len(z), labels, self.num_classes)
+        z, labels = prior_inputs(n, labels, z, self.latent_dim, self.num_classes, self.seed_generator)
         return keras.ops.convert_to_numpy(self.decode(z, labels))
 
     def train_step(self, data):

@@ -18,3 +18,18 @@ def test_unpack_batch():
     assert unpack_batch(("images", "labels"), 10, "GAN") == ("images", "labels")
     with pytest.raises(ValueError, match=r"This VAE is conditional \(num_classes=3\)"):
         unpack_batch("images", 3, "VAE")
+
+
+def test_prior_inputs_draw_or_pass_latents():
+    import keras
+    import numpy as np
+
+    from keras_bigml.generative.conditioning import prior_inputs
+
+    z, labels = prior_inputs(4, None, None, 3, None, keras.random.SeedGenerator(0))
+    assert tuple(z.shape) == (4, 3) and labels is None
+    given = np.ones((2, 3), np.float32)
+    z, labels = prior_inputs(None, 5, given, 3, 10, None)
+    assert z is given and labels.tolist() == [5, 5]
+    with pytest.raises(ValueError, match="needs n or z"):
+        prior_inputs(None, None, None, 3, None, None)
