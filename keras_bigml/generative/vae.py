@@ -159,15 +159,18 @@ class VAE(keras.Model):
         -------
         numpy.ndarray of shape (num_examples,)
         """
-        generator = keras.random.SeedGenerator(seed)
         chunk = max(1, min(num_samples, 50_000 // batch_size))
         results = []
+        calls = 0
         for batch_images, batch_labels in _batches(images, labels, batch_size):
             log_weights = []
             for start in range(0, num_samples, chunk):
                 draws = min(chunk, num_samples - start)
+                # A seed tensor per call keeps one trace for every call and seed.
+                noise_seed = tf.constant([seed, calls], tf.int32)
+                calls += 1
                 log_weights.append(
-                    self._log_importance_weights(batch_images, batch_labels, draws, generator)
+                    self._log_importance_weights(batch_images, batch_labels, draws, noise_seed)
                 )
             log_weights = tf.concat(log_weights, axis=0)
             estimate = tf.reduce_logsumexp(log_weights, axis=0) - math.log(num_samples)
@@ -225,21 +228,18 @@ class VAE(keras.Model):
         return losses.gaussian_log_likelihood(images, tf.sigmoid(output), self.log_scale)
 
     @tf.function(reduce_retracing=True)
-    def _log_importance_weights(self, images, labels, draws, generator):
+    def _log_importance_weights(self, images, labels, draws, noise_seed):
         """log p(x, z_s) - log q(z_s | x) for ``draws`` samples: shape (draws, batch)."""
         mean, log_var = self.encode(images, labels)
         batch = tf.shape(images)[0]
-        noise = keras.random.normal((draws, batch, self.latent_dim), seed=generator)
+        noise = tf.random.stateless_normal((draws, batch, self.latent_dim), seed=noise_seed)
         z = mean + tf.exp(0.5 * log_var) * noise
         flat_z = tf.reshape(z, (-1, self.latent_dim))
         repeat = lambda t: tf.reshape(tf.repeat(t[None], draws, axis=0), (-1, *t.shape[1:]))
         flat_labels = None if labels is None else repeat(labels)
         log_px_z = self._reconstruction_log_likelihood(repeat(images), flat_z, flat_labels)
         log_pz = losses.normal_log_density(flat_z, tf.zeros_like(flat_z), tf.zeros_like(flat_z))
-        log_qz = losses.normal_log_density(
-            flat_z, tf.reshape(tf.repeat(mean[None], draws, 0), (-1, self.latent_dim)),
-            tf.reshape(tf.repeat(log_var[None], draws, 0), (-1, self.latent_dim)),
-        )
+        log_qz = losses.normal_log_density(flat_z, repeat(mean), repeat(log_var))
         return tf.reshape(log_px_z + log_pz - log_qz, (draws, batch))
 
     def _decoder_output(self, z, labels, training=False):

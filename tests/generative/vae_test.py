@@ -158,3 +158,13 @@ def test_one_epoch_under_mixed_bfloat16(mixed_bfloat16):
 def test_bad_configuration_is_named(options, message):
     with pytest.raises(ValueError, match=message):
         VAE(**{**TINY, **options})
+
+
+def test_log_likelihood_traces_once_across_calls_and_seeds():
+    vae = VAE(**TINY)
+    images = (np.random.default_rng(0).random((40, 8, 8, 1)) > 0.5).astype("float32")
+    for seed in range(4):
+        vae.log_likelihood(images, num_samples=20, batch_size=20, seed=seed)
+    assert vae._log_importance_weights.experimental_get_tracing_count() == 1
+    assert not np.array_equal(vae.log_likelihood(images, num_samples=5, seed=0),
+                              vae.log_likelihood(images, num_samples=5, seed=1))
