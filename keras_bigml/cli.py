@@ -127,6 +127,8 @@ def _add_training_arguments(parser):
     parser.add_argument("--image-size", type=int, help="resize images to this size")
     parser.add_argument("--channels", type=int, choices=(1, 3))
     parser.add_argument("--limit", type=int, help="use only this many training images")
+    parser.add_argument("--num-classes", type=int,
+                        help="classes of a conditional model (default: counted in one pass over the labels)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=64, help="global batch size")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -189,7 +191,9 @@ def _training_data(args):
         binarize=args.binarize, limit=args.limit,
     )
     image_shape = tuple(_element_images(dataset).shape[1:])
-    return dataset, image_shape, _count_classes(dataset) if args.conditional else None
+    if not args.conditional:
+        return dataset, image_shape, None
+    return dataset, image_shape, args.num_classes or _count_classes(dataset)
 
 
 def _fit_and_report(build, dataset, args):

@@ -37,6 +37,10 @@ def test_conditional_training_counts_the_classes(tmp_path):
     from keras_bigml.runs import load_run_model
 
     assert load_run_model(str(out)).num_classes == 10
+    given = tmp_path / "given"
+    assert main(["train", "cgan", "--num-classes", "12", "--epochs", "1", "--limit", "32", "--latent-dim", "2",
+                 "--generator-filters", "8", "--discriminator-filters", "8", "--out", str(given)]) == 0
+    assert load_run_model(str(given)).num_classes == 12
 
 
 def test_quickstart_runs_offline_with_few_epochs(tmp_path, capsys):
