@@ -5,7 +5,7 @@ Usage:  python benchmarks/classical.py [--rows 20000] [--stream-rows 100000]
 1. Each algorithm through ``make_model`` and as plain scikit-learn (the same
    estimator, with StandardScaler where the wrapper scales) on the same data and
    seed: test scores (must be identical) and the wrapper's fit+predict time as a
-   ratio to plain (median of repeats, measured in this run).
+   ratio to plain (median of repeats that alternate between the two).
 2. ``fit_streaming`` over CSV files of 1x and 10x rows, each in a fresh process:
    rows per second and peak resident memory.
 """
@@ -36,15 +36,18 @@ def plain_model(algorithm, task, seed):
     return make_pipeline(StandardScaler(), estimator) if needs_scaling else estimator
 
 
-def timed_score(model, data, repeats):
+def timed_scores(models, data, repeats):
+    """Test score and median fit+score seconds of each model; repeats alternate between
+    the models so that the machine's load drifts alike for all of them."""
     X_train, X_test, y_train, y_test = data
-    times = []
+    scores, times = [None] * len(models), [[] for _ in models]
     for _ in range(repeats):
-        start = time.perf_counter()
-        model.fit(X_train, y_train)
-        score = model.score(X_test, y_test)
-        times.append(time.perf_counter() - start)
-    return score, statistics.median(times)
+        for index, model in enumerate(models):
+            start = time.perf_counter()
+            model.fit(X_train, y_train)
+            scores[index] = model.score(X_test, y_test)
+            times[index].append(time.perf_counter() - start)
+    return scores, [statistics.median(seconds) for seconds in times]
 
 
 def compare_wrappers(rows, repeats, seed=0):
@@ -60,8 +63,8 @@ def compare_wrappers(rows, repeats, seed=0):
             # SVMs scale quadratically: keep their share of the run bounded.
             share = min(1.0, 5000 / rows) if algorithm == "svm" else 1.0
             subset = [part[: int(len(part) * share)] for part in data]
-            ours, ours_time = timed_score(make_model(algorithm, task, random_state=seed), subset, repeats)
-            plain, plain_time = timed_score(plain_model(algorithm, task, seed), subset, repeats)
+            models = [make_model(algorithm, task, random_state=seed), plain_model(algorithm, task, seed)]
+            (ours, plain), (ours_time, plain_time) = timed_scores(models, subset, repeats)
             print(f"{task:15s} {algorithm:20s} {ours:14.6f} {plain:12.6f} {str(ours == plain):>5s} "
                   f"{ours_time:10.3f} {plain_time:8.3f} {ours_time / plain_time:6.3f}")
 

@@ -106,13 +106,17 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         self.max_categories = max_categories
 
     def fit(self, X, y=None):
-        transformer, data = self._unfitted_transformer(X)
-        self.transformer_ = transformer.fit(data)
+        self.fit_transform(X)
         return self
 
     def fit_transform(self, X, y=None):
         transformer, data = self._unfitted_transformer(X)
-        output = transformer.fit_transform(data)
+        if self.categorical_columns_:
+            output = transformer.fit_transform(data)
+        else:  # the steps one by one: Pipeline's own checks cost more than fast models' fits
+            output = data
+            for _, step in transformer.steps:
+                output = step.fit_transform(output)
         self.transformer_ = transformer
         return output
 
@@ -122,9 +126,12 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
             return self.transformer_.transform(X)
         if isinstance(X, pd.DataFrame):
             validate_data(self, X, ensure_all_finite="allow-nan", skip_check_array=True, reset=False)
-            return self.transformer_.transform(X.to_numpy(dtype=np.float64))
-        X = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64, reset=False)
-        return self.transformer_.transform(X)
+            X = X.to_numpy(dtype=np.float64)
+        else:
+            X = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64, reset=False)
+        for _, step in self.transformer_.steps:
+            X = step.transform(X)
+        return X
 
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self, "transformer_")
@@ -146,10 +153,12 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
             )
         if isinstance(X, pd.DataFrame):
             validate_data(self, X, ensure_all_finite="allow-nan", skip_check_array=True)
-            numeric = [c for c in X.columns if _is_numeric(X[c])]
-            categorical = [c for c in X.columns if c not in numeric]
-            all_missing = [str(c) for c in numeric if X[c].isna().all()]
+            numeric_flags = [_is_numeric(dtype) for dtype in X.dtypes]
+            numeric = [c for c, flag in zip(X.columns, numeric_flags) if flag]
+            categorical = [c for c, flag in zip(X.columns, numeric_flags) if not flag]
             data = X if categorical else X.to_numpy(dtype=np.float64)
+            empty = X[numeric].isna().all().to_numpy() if categorical else np.isnan(data).all(axis=0)
+            all_missing = [str(c) for c, is_empty in zip(numeric, empty) if is_empty]
         else:
             data = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64)
             numeric, categorical = list(range(data.shape[1])), []
@@ -274,5 +283,5 @@ def _estimator_class(algorithm, task):
     return estimator_class, needs_scaling, seeded
 
 
-def _is_numeric(column):
-    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+def _is_numeric(dtype):
+    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)

@@ -40,10 +40,11 @@ def test_tabular_preprocessor_imputes_scales_and_encodes():
     assert prepared.transform(unseen)[0, 2:].sum() == 0.0
 
 
-def test_all_missing_column_is_named():
+@pytest.mark.parametrize("columns", [["size", "colour", "noise"], ["size", "noise"]])
+def test_all_missing_column_is_named(columns):
     X, _ = mixed_frame()
     with pytest.raises(ValueError, match="no values at all: size"):
-        TabularPreprocessor().fit(X.assign(size=np.nan))
+        TabularPreprocessor().fit(X[columns].assign(size=np.nan))
 
 
 def smooth_regression(n=400, seed=0):
