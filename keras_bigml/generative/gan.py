@@ -7,6 +7,7 @@ from keras_bigml.distribute import global_mean, replica_normal, replica_uniform
 from keras_bigml.generative import losses
 from keras_bigml.generative.conditioning import prior_inputs, unpack_batch
 from keras_bigml.generative.networks import dcgan_discriminator, dcgan_generator
+from keras_bigml.generative.optimizers import network_optimizer
 
 
 @keras.saving.register_keras_serializable(package="keras_bigml")
@@ -120,8 +121,12 @@ class GAN(keras.Model):
             raise ValueError(f"Unknown GAN loss {loss!r}: use one of {', '.join(losses.GAN_LOSSES)}.")
         super().compile(optimizer=None, **kwargs)
         self.loss_kind = loss
-        self.d_optimizer = self._optimizer(d_optimizer, loss)
-        self.g_optimizer = self._optimizer(g_optimizer, loss)
+        default = (
+            (lambda: keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9)) if loss == "wgan-gp"
+            else (lambda: keras.optimizers.Adam(2e-4, beta_1=0.5))
+        )
+        self.d_optimizer = network_optimizer(d_optimizer, default, self.dtype_policy)
+        self.g_optimizer = network_optimizer(g_optimizer, default, self.dtype_policy)
         if self.d_optimizer is self.g_optimizer:
             raise ValueError("Give the generator and the discriminator an optimizer each, not one shared.")
         self.d_optimizer.build(self.discriminator.trainable_variables)
@@ -281,18 +286,3 @@ class GAN(keras.Model):
         images, labels = unpack_batch(data, self.num_classes, "GAN")
         real = tf.cast(images, tf.float32) * 2.0 - 1.0
         return real, (tf.cast(labels, tf.int32) if self.num_classes else None)
-
-    def _optimizer(self, identifier, loss):
-        if identifier is None:
-            if loss == "wgan-gp":
-                optimizer = keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9)
-            else:
-                optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5)
-        else:
-            optimizer = keras.optimizers.get(identifier)
-        if self.dtype_policy.name == "mixed_float16" and not isinstance(
-            optimizer, keras.optimizers.LossScaleOptimizer
-        ):
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        return optimizer
-

@@ -1,7 +1,7 @@
 """Per-example losses and log densities shared by the generative models.
 
 Every function returns one float32 value per example (summed over pixels or
-latent dimensions); reducing over the batch is the caller's job, done with
+latent dimensions, or averaged over a discriminator's patches); reducing over the batch is the caller's job, done with
 `keras_bigml.distribute.global_mean` so that it is correct under any strategy.
 """
 
@@ -13,8 +13,16 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _sum_per_example(values):
+    return tf.reduce_sum(_per_example_rows(values), axis=1)
+
+
+def _mean_per_example(values):
+    return tf.reduce_mean(_per_example_rows(values), axis=1)
+
+
+def _per_example_rows(values):
     values = tf.cast(values, tf.float32)
-    return tf.reduce_sum(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
+    return tf.reshape(values, [tf.shape(values)[0], -1])
 
 
 def kl_divergence_normal(mean, log_var):
@@ -68,38 +76,49 @@ def discriminator_loss(kind, real_logits, fake_logits):
     """Per-example discriminator (critic) loss for real and fake logits.
 
     ``bce``: -log D(x) - log(1 - D(G(z))); ``lsgan``: least squares with targets 1
-    and 0; ``hinge``: max(0, 1 - D(x)) + max(0, 1 + D(G(z))); ``wgan-gp``:
-    D(G(z)) - D(x) (add :func:`gradient_penalty`).
+    and 0, halved (as in CycleGAN); ``hinge``: max(0, 1 - D(x)) + max(0, 1 + D(G(z)));
+    ``wgan-gp``: D(G(z)) - D(x) (add :func:`gradient_penalty`). Logits of shape
+    ``(batch, 1)`` or per patch ``(batch, height, width, 1)``: patches are averaged.
 
     >>> [round(float(v), 4) for v in discriminator_loss("hinge", tf.constant([[2.0]]), tf.constant([[0.5]]))]
     [1.5]
     """
-    real, fake = _flat_logits(real_logits), _flat_logits(fake_logits)
+    real, fake = _per_example_rows(real_logits), _per_example_rows(fake_logits)
     if kind == "bce":
-        return tf.nn.softplus(-real) + tf.nn.softplus(fake)
+        return _mean_per_example(tf.nn.softplus(-real)) + _mean_per_example(tf.nn.softplus(fake))
     if kind == "lsgan":
-        return 0.5 * (tf.square(real - 1.0) + tf.square(fake))
+        return 0.5 * (_mean_per_example(tf.square(real - 1.0)) + _mean_per_example(tf.square(fake)))
     if kind == "hinge":
-        return tf.nn.relu(1.0 - real) + tf.nn.relu(1.0 + fake)
+        return _mean_per_example(tf.nn.relu(1.0 - real)) + _mean_per_example(tf.nn.relu(1.0 + fake))
     if kind == "wgan-gp":
-        return fake - real
+        return _mean_per_example(fake) - _mean_per_example(real)
     raise ValueError(f"Unknown GAN loss {kind!r}: use one of {', '.join(GAN_LOSSES)}.")
 
 
 def generator_loss(kind, fake_logits):
-    """Per-example generator loss (non-saturating for ``bce``).
+    """Per-example generator loss (non-saturating for ``bce``; (D(G(z)) - 1)^2 for
+    ``lsgan``), averaged over patches.
 
     >>> round(float(generator_loss("bce", tf.constant([[0.0]]))[0]), 4)
     0.6931
     """
-    fake = _flat_logits(fake_logits)
+    fake = _per_example_rows(fake_logits)
     if kind == "bce":
-        return tf.nn.softplus(-fake)
+        return _mean_per_example(tf.nn.softplus(-fake))
     if kind == "lsgan":
-        return 0.5 * tf.square(fake - 1.0)
+        return _mean_per_example(tf.square(fake - 1.0))
     if kind in ("hinge", "wgan-gp"):
-        return -fake
+        return _mean_per_example(-fake)
     raise ValueError(f"Unknown GAN loss {kind!r}: use one of {', '.join(GAN_LOSSES)}.")
+
+
+def mean_absolute_error(targets, outputs):
+    """Per-example mean absolute difference (the L1 cycle and identity losses).
+
+    >>> mean_absolute_error(tf.zeros((2, 2, 2, 1)), tf.fill((2, 2, 2, 1), -0.5)).numpy().tolist()
+    [0.5, 0.5]
+    """
+    return _mean_per_example(tf.abs(tf.cast(targets, tf.float32) - tf.cast(outputs, tf.float32)))
 
 
 def gradient_penalty(critic, real, fake, alpha):
@@ -118,7 +137,3 @@ def gradient_penalty(critic, real, fake, alpha):
     gradients = tape.gradient(scores, mixed)
     norm = tf.sqrt(_sum_per_example(tf.square(gradients)) + 1e-12)
     return tf.square(norm - 1.0)
-
-
-def _flat_logits(logits):
-    return tf.reshape(tf.cast(logits, tf.float32), [-1])

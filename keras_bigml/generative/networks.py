@@ -14,7 +14,7 @@ def check_image_shape(image_shape, downsamplings):
     if image_shape[0] % step or image_shape[1] % step:
         raise ValueError(
             f"image_shape {tuple(image_shape)}: height and width must be multiples of {step} "
-            f"for {downsamplings} stride-2 layers; resize the images or use fewer filters."
+            f"for {downsamplings} stride-2 layers; resize the images or use fewer stride-2 layers."
         )
 
 

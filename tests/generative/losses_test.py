@@ -45,3 +45,14 @@ def test_losses_sum_images_per_example_in_float32():
     values = losses.bernoulli_log_likelihood(targets, tf.zeros((3, 4, 4, 1), tf.bfloat16))
     assert values.dtype == tf.float32 and values.shape == (3,)
     np.testing.assert_allclose(values, 16 * math.log(0.5), rtol=1e-6)
+
+
+def test_patch_logits_are_scored_per_patch_then_averaged_per_example():
+    real = tf.constant([[[[2.0], [0.0]], [[1.0], [1.0]]]])  # one example, 2x2 patches
+    fake = tf.constant([[[[0.5], [-1.0]], [[0.0], [2.0]]]])
+    np.testing.assert_allclose(
+        losses.discriminator_loss("lsgan", real, fake), [0.5 * (np.mean([1, 1, 0, 0]) + np.mean([0.25, 1, 0, 4]))])
+    np.testing.assert_allclose(losses.generator_loss("lsgan", fake), [np.mean([0.25, 4, 1, 1])])
+    np.testing.assert_allclose(
+        losses.discriminator_loss("hinge", real, fake), [np.mean([0, 1, 0, 0]) + np.mean([1.5, 0, 1, 3])])
+    np.testing.assert_allclose(losses.mean_absolute_error(real, fake), [np.mean([1.5, 1, 1, 1])])
