@@ -1,6 +1,7 @@
-"""Generative models: GAN and VAE (CycleGAN follows), their networks and losses."""
+"""Generative models: GAN, VAE and CycleGAN, their networks and losses."""
 
+from keras_bigml.generative.cyclegan import CycleGAN
 from keras_bigml.generative.gan import GAN
 from keras_bigml.generative.vae import VAE
 
-__all__ = ["GAN", "VAE"]
+__all__ = ["CycleGAN", "GAN", "VAE"]

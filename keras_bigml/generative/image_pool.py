@@ -1,0 +1,96 @@
+"""The history of generated images that CycleGAN's discriminators learn from
+(Shrivastava et al., 2017; Zhu et al., 2017)."""
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="keras_bigml")
+class ImagePool(keras.layers.Layer):
+    """A buffer of ``pool_size`` past fakes, queried with each new batch of fakes.
+
+    Image by image: while the pool is filling, the new image is stored and
+    returned; afterwards, with probability 1/2 a random stored image is returned
+    and replaced by the new one, else the new image is returned. The pool and
+    its fill count are weights, so they are saved with the model and restored
+    on resume.
+
+    Under a distribution strategy every replica gathers the global batch, runs
+    the same draws on it and keeps its own slice of the result, so one and
+    several replicas compute the same thing and the pool stays identical on all.
+
+    Parameters
+    ----------
+    image_shape : (int, int, int)
+    pool_size : int
+        0 turns the pool off (each batch of fakes is returned as it is).
+    seed : int, optional
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pool = ImagePool((2, 2, 1), pool_size=3, seed=0)
+    >>> first = pool(np.zeros((2, 2, 2, 1), "float32"))
+    >>> int(pool.count.value), float(np.abs(first).max())
+    (2, 0.0)
+    """
+
+    def __init__(self, image_shape, pool_size=50, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if pool_size < 0:
+            raise ValueError(f"pool_size must be 0 or more, got {pool_size}.")
+        self.image_shape = tuple(image_shape)
+        self.pool_size = int(pool_size)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.images = self.add_weight(
+            shape=(max(self.pool_size, 1), *self.image_shape), initializer="zeros", dtype="float32",
+            trainable=False, autocast=False, aggregation="only_first_replica", name="images",
+        )
+        self.count = self.add_weight(
+            shape=(), initializer="zeros", dtype="int32", trainable=False,
+            aggregation="only_first_replica", name="count",
+        )
+
+    def call(self, images):
+        images = tf.cast(images, tf.float32)
+        if not self.pool_size:
+            return images
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return self._query(images)
+        everyone = context.all_gather(images, axis=0)
+        sizes = context.all_gather(tf.shape(images)[:1], axis=0)
+        start = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
+        return self._query(everyone)[start : start + tf.shape(images)[0]]
+
+    def _query(self, images):
+        n = tf.shape(images)[0]
+        swap = keras.random.uniform((n,), seed=self.seed_generator) < 0.5
+        slots = keras.random.randint((n,), 0, self.pool_size, seed=self.seed_generator, dtype="int32")
+
+        def step(i, pool, count, returned):
+            filling = count < self.pool_size
+            slot = tf.where(filling, count, slots[i])
+            from_pool = tf.logical_and(tf.logical_not(filling), swap[i])
+            returned = returned.write(i, tf.where(from_pool, pool[slot], images[i]))
+            stored = tf.where(tf.logical_or(filling, from_pool), images[i], pool[slot])
+            pool = tf.tensor_scatter_nd_update(pool, [[slot]], stored[None])
+            return i + 1, pool, count + tf.cast(filling, tf.int32), returned
+
+        returned = tf.TensorArray(tf.float32, size=n, element_shape=self.image_shape)
+        _, pool, count, returned = tf.while_loop(
+            lambda i, *_: i < n, step, (tf.constant(0), self.images.value, self.count.value, returned)
+        )
+        self.images.assign(pool)
+        self.count.assign(count)
+        return returned.stack()
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(), "image_shape": list(self.image_shape),
+            "pool_size": self.pool_size, "seed": self.seed,
+        }
