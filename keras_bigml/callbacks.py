@@ -14,7 +14,8 @@ class ImageGridCallback(keras.callbacks.Callback):
 
     The same latent vectors are decoded each time, so the grids show how one set
     of samples evolves. Works with any model that has ``latent_dim`` and
-    ``generate(n, labels=None, z=None)``.
+    ``generate(n, labels=None, z=None)``, and with translation models
+    (``translation_examples(images_a, images_b)``) given ``examples``.
 
     Parameters
     ----------
@@ -23,6 +24,8 @@ class ImageGridCallback(keras.callbacks.Callback):
     num_images : int
     every : int
     seed : int
+    examples : (array, array), optional
+        Images of domain A and B whose translations each grid shows, one row each.
 
     Examples
     --------
@@ -38,22 +41,26 @@ class ImageGridCallback(keras.callbacks.Callback):
     ['epoch_001.png', 'epoch_002.png']
     """
 
-    def __init__(self, directory, num_images=64, every=1, seed=0):
+    def __init__(self, directory, num_images=64, every=1, seed=0, examples=None):
         super().__init__()
         self.directory = directory
         self.num_images = num_images
         self.every = every
         self.seed = seed
+        self.examples = examples
         self._z = None
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
             return
+        path = os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png")
+        if self.examples is not None:
+            save_image_grid(self.model.translation_examples(*self.examples), path, ncols=6)
+            return
         if self._z is None:
             rng = np.random.default_rng(self.seed)
             self._z = rng.standard_normal((self.num_images, self.model.latent_dim)).astype("float32")
-        images = self.model.generate(z=self._z)
-        save_image_grid(images, os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"))
+        save_image_grid(self.model.generate(z=self._z), path)
 
 
 class TimeLimit(keras.callbacks.Callback):

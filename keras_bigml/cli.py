@@ -4,13 +4,17 @@ Commands::
 
     keras-bigml quickstart                    train the default models on bundled data
     keras-bigml train MODEL --data SOURCE     MODEL: vae, gan, cgan, wgan-gp; writes a run directory
+    keras-bigml train cyclegan --data-a SOURCE --data-b SOURCE
     keras-bigml generate DIR --n 64           sample a grid from a trained run
+    keras-bigml translate DIR --input SOURCE  translate images with a trained CycleGAN
     keras-bigml classical --algo NAME         train and evaluate a scikit-learn model on a table
 """
 
 import argparse
 import os
 import sys
+
+import numpy as np
 
 QUICKSTART_DIR = os.path.join("saved_models", "quickstart")
 GAN_COMMANDS = (
@@ -88,6 +92,27 @@ def build_parser():
             learning_rate=1e-4 if loss == "wgan-gp" else 2e-4,
         )
 
+    cyclegan = models.add_parser(
+        "cyclegan", help="unpaired image-to-image translation",
+        description="Train a CycleGAN between two image sources and write DIR/model.keras, "
+        "DIR/saved_model/ (a_to_b, b_to_a), DIR/samples.png and DIR/history.json.",
+    )
+    _add_cyclegan_arguments(cyclegan)
+    cyclegan.set_defaults(run=_train_cyclegan, model_name="cyclegan")
+
+    translate = commands.add_parser(
+        "translate", help="translate images with a trained CycleGAN",
+        description="Load DIR/model.keras, translate the images of SOURCE and write them as "
+        "PNG files into OUT, with OUT/grid.png showing inputs beside outputs.",
+    )
+    translate.add_argument("run_dir", metavar="DIR", help="a CycleGAN run directory (or a .keras file)")
+    translate.add_argument("--direction", choices=("a2b", "b2a"), default="a2b")
+    translate.add_argument("--input", required=True, help="digits, tfds:NAME, a .npz path or an image folder")
+    translate.add_argument("--split", default="test")
+    translate.add_argument("--limit", type=int, help="translate only this many images")
+    translate.add_argument("--out", required=True, help="output folder")
+    translate.set_defaults(run=_translate)
+
     generate = commands.add_parser(
         "generate", help="sample images from a trained run",
         description="Load DIR/model.keras and save a grid of generated images.",
@@ -138,6 +163,36 @@ def _add_training_arguments(parser):
     parser.add_argument("--out", required=True, help="run directory to write")
 
 
+def _add_cyclegan_arguments(parser):
+    parser.add_argument("--data-a", required=True, help="domain A: digits, tfds:NAME, a .npz path or a folder")
+    parser.add_argument("--data-b", required=True, help="domain B, as --data-a")
+    parser.add_argument("--split-a", default="train")
+    parser.add_argument("--split-b", default="train")
+    parser.add_argument("--image-size", type=int, help="resize both domains (default: A's size)")
+    parser.add_argument("--channels-a", type=int, choices=(1, 3))
+    parser.add_argument("--channels-b", type=int, choices=(1, 3))
+    parser.add_argument("--limit", type=int, help="use only this many images of each domain")
+    parser.add_argument("--generator", choices=("resnet", "unet"), default="resnet")
+    parser.add_argument("--generator-filters", type=int, default=64)
+    parser.add_argument("--discriminator-filters", type=int, default=64)
+    parser.add_argument("--residual-blocks", type=int, help="default: 9 from 256 pixels, 6 from 128, else 3")
+    parser.add_argument("--discriminator-layers", type=int, default=3)
+    parser.add_argument("--loss", choices=("lsgan", "bce"), default="lsgan")
+    parser.add_argument("--cycle-weight", type=float, default=10.0)
+    parser.add_argument("--identity-weight", type=float,
+                        help="multiple of the cycle weight (default 0.5, or 0 when channels differ)")
+    parser.add_argument("--pool-size", type=int, default=50)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--decay-epochs", type=int,
+                        help="final epochs over which the learning rate falls to zero (default: half)")
+    parser.add_argument("--batch-size", type=int, default=1, help="global batch size")
+    parser.add_argument("--learning-rate", type=float, default=2e-4)
+    parser.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker"))
+    parser.add_argument("--mixed-precision", choices=("bfloat16", "float16"), help="mixed-precision policy")
+    parser.add_argument("--seed", type=int, help="seed for reproducible runs")
+    parser.add_argument("--out", required=True, help="run directory to write")
+
+
 def _train_vae(args):
     dataset, image_shape, num_classes = _training_data(args)
 
@@ -179,6 +234,65 @@ def _train_gan(args):
         return gan
 
     _fit_and_report(build, dataset, args)
+
+
+def _train_cyclegan(args):
+    from keras_bigml.data import load_images, pair_unpaired
+
+    def side(source, split, channels, size, seed):
+        return load_images(source, split=split, image_size=size, channels=channels, batch_size=None,
+                           limit=args.limit, seed=seed)
+
+    first = side(args.data_a, args.split_a, args.channels_a, args.image_size, args.seed)
+    size = args.image_size or tuple(first.element_spec.shape[:2])
+    second = side(args.data_b, args.split_b, args.channels_b, size,
+                  None if args.seed is None else args.seed + 1)
+    dataset = pair_unpaired(first, second, batch_size=args.batch_size)
+    steps = args.epochs * int(dataset.cardinality())
+    decay = steps // 2 if args.decay_epochs is None else args.decay_epochs * int(dataset.cardinality())
+
+    def build():
+        from keras_bigml.generative import CycleGAN
+        from keras_bigml.generative.schedules import LinearDecay
+
+        model = CycleGAN(
+            tuple(first.element_spec.shape), tuple(second.element_spec.shape), generator=args.generator,
+            generator_filters=args.generator_filters, discriminator_filters=args.discriminator_filters,
+            residual_blocks=args.residual_blocks, discriminator_layers=args.discriminator_layers,
+            cycle_weight=args.cycle_weight, identity_weight=args.identity_weight,
+            pool_size=args.pool_size, seed=args.seed,
+        )
+        model.compile(loss=args.loss, learning_rate=LinearDecay(args.learning_rate, steps - decay, max(decay, 1)))
+        return model
+
+    _fit_and_report(build, dataset, args)
+
+
+def _translate(args):
+    from keras_bigml.data import load_images
+    from keras_bigml.plotting import save_image_grid
+    from keras_bigml.runs import load_run_model
+
+    model = load_run_model(args.run_dir)
+    if not hasattr(model, "translate"):
+        raise ValueError(f"{args.run_dir} holds a {type(model).__name__}, not a CycleGAN; nothing to translate.")
+    shape = model.image_shape_a if args.direction == "a2b" else model.image_shape_b
+    dataset = load_images(args.input, split=args.split, image_size=shape[:2], channels=shape[2],
+                          batch_size=256, shuffle=False, limit=args.limit)
+    images = np.concatenate([batch.numpy() for batch in dataset])
+    translated = model.translate(images, args.direction)
+    os.makedirs(args.out, exist_ok=True)
+    for index, image in enumerate(translated):
+        save_image_grid(image[None], os.path.join(args.out, f"{index:05d}.png"), ncols=1, scale=1)
+    count = min(len(images), 32)
+    side_by_side = np.stack([_as_rgb(images[:count], translated), _as_rgb(translated[:count], images)], axis=1)
+    save_image_grid(side_by_side.reshape(-1, *side_by_side.shape[2:]), os.path.join(args.out, "grid.png"), ncols=8)
+    print(f"Translated {len(images)} images ({args.direction}) into {args.out}")
+
+
+def _as_rgb(images, other):
+    """``images`` with three channels when ``other`` has three, so the two fit one grid."""
+    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 and other.shape[-1] == 3 else images
 
 
 def _training_data(args):
@@ -256,8 +370,6 @@ def _classical(args):
 
 
 def _generate(args):
-    import numpy as np
-
     from keras_bigml.plotting import save_image_grid
     from keras_bigml.runs import load_run_model
 

@@ -4,7 +4,7 @@ Layout of a run directory ``DIR``::
 
     DIR/model.keras      the model with its optimizer state (keras.saving.load_model)
     DIR/saved_model/     TF SavedModel with serving signatures
-    DIR/samples.png      a grid of generated images
+    DIR/samples.png      a grid of generated (or translated) images
     DIR/history.json     the metrics of every epoch
     DIR/grids/           one sample grid per epoch
 """
@@ -13,6 +13,7 @@ import json
 import os
 
 import keras
+import numpy as np
 
 from keras_bigml.callbacks import ImageGridCallback
 from keras_bigml.export import export_saved_model
@@ -34,16 +35,32 @@ def fit_and_save(model, dataset, out_dir, epochs, verbose="auto", callbacks=()):
     >>> sorted(paths)
     ['history', 'model', 'samples', 'saved_model']
     """
-    grids = ImageGridCallback(os.path.join(out_dir, "grids"))
+    examples = None if hasattr(model, "generate") else example_pairs(dataset)
+    grids = ImageGridCallback(os.path.join(out_dir, "grids"), examples=examples)
     # The dataset shuffles itself; shuffle=False only silences Keras's warning.
     history = model.fit(
         dataset, epochs=epochs, verbose=verbose, callbacks=[grids, *callbacks], shuffle=False
     )
-    return save_run(model, history.history, out_dir)
+    return save_run(model, history.history, out_dir, examples=examples)
 
 
-def save_run(model, history, out_dir, num_samples=64):
-    """Write model, SavedModel, sample grid and history into ``out_dir``; return the paths."""
+def example_pairs(dataset, count=8):
+    """The first ``count`` images of each domain from a dataset of ``(images_a, images_b)`` batches."""
+    images_a, images_b = [], []
+    for batch_a, batch_b in dataset:
+        images_a.extend(batch_a.numpy())
+        images_b.extend(batch_b.numpy())
+        if len(images_a) >= count:
+            break
+    return np.stack(images_a[:count]), np.stack(images_b[:count])
+
+
+def save_run(model, history, out_dir, num_samples=64, examples=None):
+    """Write model, SavedModel, sample grid and history into ``out_dir``; return the paths.
+
+    The grid shows ``num_samples`` generated images, or for translation models the
+    translations of ``examples`` (``(images_a, images_b)``).
+    """
     paths = {
         "model": os.path.join(out_dir, "model.keras"),
         "saved_model": os.path.join(out_dir, "saved_model"),
@@ -53,7 +70,10 @@ def save_run(model, history, out_dir, num_samples=64):
     with atomic_path(paths["model"], suffix=".keras") as tmp:
         model.save(tmp)
     export_saved_model(model, paths["saved_model"])
-    save_image_grid(model.generate(num_samples), paths["samples"])
+    if examples is None:
+        save_image_grid(model.generate(num_samples), paths["samples"])
+    else:
+        save_image_grid(model.translation_examples(*examples), paths["samples"], ncols=6)
     with atomic_path(paths["history"]) as tmp, open(tmp, "w") as file:
         json.dump({key: [float(v) for v in values] for key, values in history.items()}, file, indent=1)
     return paths

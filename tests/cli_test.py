@@ -58,7 +58,7 @@ def test_bad_input_gives_one_clear_line(tmp_path, capsys):
     assert "No trained model" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [[], ["quickstart"], ["train"], ["train", "vae"], ["train", "gan"], ["train", "cgan"], ["train", "wgan-gp"], ["generate"], ["classical"]])
+@pytest.mark.parametrize("command", [[], ["quickstart"], ["train"], ["train", "vae"], ["train", "gan"], ["train", "cgan"], ["train", "wgan-gp"], ["train", "cyclegan"], ["generate"], ["translate"], ["classical"]])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
@@ -118,3 +118,32 @@ def test_train_each_gan_and_generate(tmp_path, model):
     assert gan.num_classes == (10 if model == "cgan" else None)
     assert gan.loss_kind == ("wgan-gp" if model == "wgan-gp" else "bce")
     assert main(["generate", str(out), "--n", "4", "--labels", "3", "--out", str(tmp_path / "g.png")]) == 0
+
+
+def test_train_cyclegan_then_translate(tmp_path, capsys):
+    import tensorflow as tf
+    from matplotlib.image import imread
+
+    from keras_bigml.runs import load_run_model
+
+    out = tmp_path / "run"
+    assert main(["train", "cyclegan", "--data-a", "digits", "--data-b", "digits", "--split-b", "test",
+                 "--channels-b", "3", "--image-size", "8", "--limit", "16", "--batch-size", "8", "--epochs", "2",
+                 "--generator-filters", "4", "--discriminator-filters", "4", "--residual-blocks", "1",
+                 "--discriminator-layers", "1", "--seed", "0", "--out", str(out)]) == 0
+    history = json.load(open(out / "history.json"))
+    assert len(history["cycle_loss"]) == 2 and history["identity_loss"] == [0.0, 0.0]
+    assert sorted(p.name for p in (out / "grids").iterdir()) == ["epoch_001.png", "epoch_002.png"]
+    assert sorted(tf.saved_model.load(str(out / "saved_model")).signatures) == ["a_to_b", "b_to_a", "serving_default"]
+    model = load_run_model(str(out))
+    assert model.image_shape_b == (8, 8, 3)
+    # 2 epochs of 2 steps, the second half decaying: the learning rate has reached zero.
+    assert float(model.optimizers["generator_ab"].learning_rate) == 0.0
+    translated = tmp_path / "translated"
+    assert main(["translate", str(out), "--direction", "b2a", "--input", "digits", "--limit", "5",
+                 "--out", str(translated)]) == 0
+    assert "Translated 5 images (b2a)" in capsys.readouterr().out
+    assert sorted(p.name for p in translated.iterdir()) == [f"{i:05d}.png" for i in range(5)] + ["grid.png"]
+    assert imread(translated / "00000.png").shape[:2] == (8, 8)
+    assert main(["translate", str(tmp_path / "nothing"), "--input", "digits", "--out", str(translated)]) == 1
+    assert "No trained model" in capsys.readouterr().err

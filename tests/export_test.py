@@ -37,6 +37,18 @@ CLIENT = textwrap.dedent(
 )
 
 
+def run_client(tmp_path, script, *args):
+    """Run ``script`` in a fresh Python process; return its last stdout line as JSON."""
+    (tmp_path / "client.py").write_text(script)
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "client.py"), *map(str, args)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.parametrize("num_classes", [None, 3])
 def test_fresh_tensorflow_process_calls_every_signature(tmp_path, num_classes):
     vae = VAE(**TINY, num_classes=num_classes, seed=0)
@@ -48,15 +60,7 @@ def test_fresh_tensorflow_process_calls_every_signature(tmp_path, num_classes):
         labels = np.array([0, 1, 2, 1], np.int32)
         inputs["labels"] = labels
     np.savez(tmp_path / "in.npz", **inputs)
-    (tmp_path / "client.py").write_text(CLIENT)
-    result = subprocess.run(
-        [sys.executable, str(tmp_path / "client.py"), str(tmp_path / "export"),
-         str(tmp_path / "in.npz"), str(tmp_path / "out.npz")],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_client(tmp_path, CLIENT, tmp_path / "export", tmp_path / "in.npz", tmp_path / "out.npz")
     assert report["signatures"] == ["decode", "encode", "reconstruct", "serving_default"]
     assert not report["keras_bigml_imported"]
     assert set(report["dtypes"].values()) == {"float32"}
@@ -122,17 +126,44 @@ def test_gan_generate_signature_in_a_fresh_process(tmp_path, num_classes):
     if num_classes:
         inputs["labels"] = np.array([1, 5, 9], np.int32)
     np.savez(tmp_path / "in.npz", **inputs)
-    (tmp_path / "client.py").write_text(GAN_CLIENT)
-    result = subprocess.run(
-        [sys.executable, str(tmp_path / "client.py"), str(tmp_path / "export"), str(tmp_path / "in.npz"),
-         str(tmp_path / "out.npy")],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_client(tmp_path, GAN_CLIENT, tmp_path / "export", tmp_path / "in.npz", tmp_path / "out.npy")
     assert report == {"signatures": ["generate", "serving_default"], "dtype": "float32",
                       "keras_bigml_imported": False}
     images = np.load(tmp_path / "out.npy")
     np.testing.assert_allclose(images, gan.generate(z=inputs["z"], labels=inputs.get("labels")), atol=1e-5)
     assert images.min() >= 0.0 and images.max() <= 1.0
+
+
+CYCLEGAN_CLIENT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+
+    model = tf.saved_model.load(sys.argv[1])
+    inputs = np.load(sys.argv[2])
+    a_to_b = model.signatures["a_to_b"](images=tf.constant(inputs["a"]))["images"]
+    b_to_a = model.signatures["b_to_a"](images=tf.constant(inputs["b"]))["images"]
+    np.savez(sys.argv[3], a_to_b=a_to_b.numpy(), b_to_a=b_to_a.numpy())
+    print(json.dumps({"signatures": sorted(model.signatures), "dtypes": [a_to_b.dtype.name, b_to_a.dtype.name],
+                      "keras_bigml_imported": any(m.startswith("keras_bigml") for m in sys.modules)}))
+    """
+)
+
+
+def test_cyclegan_translation_signatures_in_a_fresh_process(tmp_path):
+    from keras_bigml.generative import CycleGAN
+
+    model = CycleGAN((8, 8, 1), (8, 8, 3), generator_filters=4, discriminator_filters=4, residual_blocks=1,
+                     discriminator_layers=1, seed=0)
+    export_saved_model(model, tmp_path / "export")
+    rng = np.random.default_rng(0)
+    inputs = {"a": rng.random((3, 8, 8, 1), np.float32), "b": rng.random((2, 8, 8, 3), np.float32)}
+    np.savez(tmp_path / "in.npz", **inputs)
+    report = run_client(tmp_path, CYCLEGAN_CLIENT, tmp_path / "export", tmp_path / "in.npz", tmp_path / "out.npz")
+    assert report == {"signatures": ["a_to_b", "b_to_a", "serving_default"], "dtypes": ["float32", "float32"],
+                      "keras_bigml_imported": False}
+    out = np.load(tmp_path / "out.npz")
+    np.testing.assert_allclose(out["a_to_b"], model.translate(inputs["a"], "a2b"), atol=1e-5)
+    np.testing.assert_allclose(out["b_to_a"], model.translate(inputs["b"], "b2a"), atol=1e-5)
+    assert out["a_to_b"].shape == (3, 8, 8, 3) and 0 <= out["a_to_b"].min() and out["a_to_b"].max() <= 1

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from keras_bigml.data import load_images
 from keras_bigml.generative import VAE
-from keras_bigml.runs import fit_and_save, load_run_model
+from keras_bigml.runs import example_pairs, fit_and_save, load_run_model
 
 
 def test_fit_and_save_writes_a_complete_run_directory(tmp_path):
@@ -28,3 +28,10 @@ def test_load_run_model_errors(tmp_path):
     (tmp_path / "model.keras").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="not a readable Keras model"):
         load_run_model(str(tmp_path))
+
+
+def test_example_pairs_takes_the_first_images_of_each_domain():
+    a = tf.reshape(tf.range(10, dtype=tf.float32), (10, 1, 1, 1))
+    pairs = tf.data.Dataset.from_tensor_slices((a, -a)).batch(3)
+    images_a, images_b = example_pairs(pairs, count=4)
+    assert images_a.ravel().tolist() == [0, 1, 2, 3] and images_b.ravel().tolist() == [0, -1, -2, -3]
