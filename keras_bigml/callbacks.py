@@ -1,11 +1,15 @@
 """Keras callbacks for generative training."""
 
+import json
+import math
 import os
 import time
 
 import keras
 import numpy as np
 
+from keras_bigml.errors import TrainingDivergedError
+from keras_bigml.files import atomic_path
 from keras_bigml.plotting import save_image_grid
 
 
@@ -90,3 +94,86 @@ class TimeLimit(keras.callbacks.Callback):
         self._slowest_epoch = max(self._slowest_epoch, now - self._epoch_start)
         if now - self._start + self._slowest_epoch > self.seconds:
             self.model.stop_training = True
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stop training with `TrainingDivergedError` as soon as a logged value is NaN or infinite.
+
+    It raises instead of setting ``stop_training``: the epoch then never ends, so
+    `keras.callbacks.BackupAndRestore` and checkpoint callbacks keep the last good
+    epoch instead of saving broken weights.
+
+    Parameters
+    ----------
+    hint : str
+        Appended to the message, e.g. where the last good checkpoint is.
+
+    Examples
+    --------
+    >>> callback = StopOnNonFiniteLoss()
+    >>> callback.on_epoch_begin(2)
+    >>> callback.on_train_batch_end(6, {"d_loss": 0.7, "g_loss": float("nan")})
+    Traceback (most recent call last):
+    ...
+    keras_bigml.errors.TrainingDivergedError: Training stopped at epoch 3, batch 7: g_loss is nan.
+    """
+
+    def __init__(self, hint=""):
+        super().__init__()
+        self.hint = hint
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        for name, value in (logs or {}).items():
+            if not math.isfinite(float(value)):
+                raise TrainingDivergedError(
+                    f"Training stopped at epoch {self._epoch + 1}, batch {batch + 1}: "
+                    f"{name} is {float(value)}.{' ' + self.hint if self.hint else ''}"
+                )
+
+
+class HistoryFile(keras.callbacks.Callback):
+    """Keep every epoch's logs in a JSON file, rewritten (atomically) after each epoch.
+
+    A run resumed at epoch ``k`` (`keras.callbacks.BackupAndRestore`) keeps the
+    first ``k`` stored epochs and appends to them, so the file always holds the
+    whole run's history.
+
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "history.json")
+    >>> history = HistoryFile(path)
+    >>> history.on_train_begin(); history.on_epoch_begin(0)
+    >>> history.on_epoch_end(0, {"loss": 2.0})
+    >>> resumed = HistoryFile(path)
+    >>> resumed.on_train_begin(); resumed.on_epoch_begin(1)
+    >>> resumed.on_epoch_end(1, {"loss": 1.5})
+    >>> json.load(open(path))
+    {'loss': [2.0, 1.5]}
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self.history = {}
+        self._first_epoch = None
+
+    def on_train_begin(self, logs=None):
+        self._first_epoch = None
+        self.history = {}
+        if os.path.isfile(self.path):
+            with open(self.path) as file:
+                self.history = json.load(file)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first_epoch is None:
+            self._first_epoch = epoch
+            self.history = {name: values[:epoch] for name, values in self.history.items()}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name, value in (logs or {}).items():
+            self.history.setdefault(name, []).append(float(value))
+        with atomic_path(self.path) as tmp, open(tmp, "w") as file:
+            json.dump(self.history, file, indent=1)

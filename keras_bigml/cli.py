@@ -33,7 +33,7 @@ def main(argv=None):
         return 2
     try:
         args.run(args)
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, ArithmeticError) as error:
         print(f"keras-bigml: error: {error}", file=sys.stderr)
         return 1
     return 0
@@ -161,6 +161,8 @@ def _add_training_arguments(parser):
     parser.add_argument("--mixed-precision", choices=("bfloat16", "float16"), help="mixed-precision policy")
     parser.add_argument("--seed", type=int, help="seed for reproducible runs")
     parser.add_argument("--out", required=True, help="run directory to write")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run from DIR/backup (same arguments as the first time)")
 
 
 def _add_cyclegan_arguments(parser):
@@ -191,6 +193,8 @@ def _add_cyclegan_arguments(parser):
     parser.add_argument("--mixed-precision", choices=("bfloat16", "float16"), help="mixed-precision policy")
     parser.add_argument("--seed", type=int, help="seed for reproducible runs")
     parser.add_argument("--out", required=True, help="run directory to write")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run from DIR/backup (same arguments as the first time)")
 
 
 def _train_vae(args):
@@ -323,7 +327,7 @@ def _fit_and_report(build, dataset, args):
         keras.utils.set_random_seed(args.seed)
     with get_strategy(args.strategy).scope():
         model = build()
-    paths = fit_and_save(model, dataset, args.out, args.epochs, verbose=_verbosity())
+    paths = fit_and_save(model, dataset, args.out, args.epochs, verbose=_verbosity(), resume=args.resume)
     print(f"Trained {args.model_name} for {args.epochs} epochs. Wrote:")
     for name, path in paths.items():
         print(f"  {name:12s} {path}")

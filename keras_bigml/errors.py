@@ -7,3 +7,7 @@ class DataError(ValueError):
 
 class DownloadUnavailableError(DataError):
     """An online dataset that needs a download while the network is unreachable."""
+
+
+class TrainingDivergedError(ArithmeticError):
+    """A loss became NaN or infinite during training."""

@@ -7,22 +7,32 @@ Layout of a run directory ``DIR``::
     DIR/samples.png      a grid of generated (or translated) images
     DIR/history.json     the metrics of every epoch
     DIR/grids/           one sample grid per epoch
+    DIR/backup/          while training: the last finished epoch's state, for resuming
 """
 
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
 
-from keras_bigml.callbacks import ImageGridCallback
+from keras_bigml.callbacks import HistoryFile, ImageGridCallback, StopOnNonFiniteLoss
 from keras_bigml.export import export_saved_model
 from keras_bigml.files import atomic_path
 from keras_bigml.plotting import save_image_grid
 
 
-def fit_and_save(model, dataset, out_dir, epochs, verbose="auto", callbacks=()):
+def fit_and_save(model, dataset, out_dir, epochs, verbose="auto", callbacks=(), resume=False):
     """Fit a compiled generative model and write the run directory; return the paths.
+
+    While it trains, ``DIR/backup/`` holds the state at the end of the last epoch
+    (weights, all optimizers' state, random-number state, CycleGAN image pools)
+    and ``DIR/history.json`` the metrics so far. After a killed process,
+    ``resume=True`` continues from that epoch; the files of the finished run
+    are written only at the end. A NaN or infinite loss stops training with
+    `keras_bigml.errors.TrainingDivergedError` and leaves the backup of the last
+    good epoch in place.
 
     Example:
 
@@ -35,12 +45,21 @@ def fit_and_save(model, dataset, out_dir, epochs, verbose="auto", callbacks=()):
     >>> sorted(paths)
     ['history', 'model', 'samples', 'saved_model']
     """
+    backup_dir = os.path.join(out_dir, "backup")
+    if resume and not os.path.isdir(backup_dir):
+        raise FileNotFoundError(f"Nothing to resume: {backup_dir} does not exist (the run finished or never started).")
+    if not resume and os.path.isdir(backup_dir):
+        shutil.rmtree(backup_dir)
     examples = None if hasattr(model, "generate") else example_pairs(dataset)
+    history = HistoryFile(os.path.join(out_dir, "history.json"))
+    safety = [
+        StopOnNonFiniteLoss(hint=f"The last good epoch is saved in {backup_dir}: resume with a lower learning rate."),
+        keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
+        history,
+    ]
     grids = ImageGridCallback(os.path.join(out_dir, "grids"), examples=examples)
     # The dataset shuffles itself; shuffle=False only silences Keras's warning.
-    history = model.fit(
-        dataset, epochs=epochs, verbose=verbose, callbacks=[grids, *callbacks], shuffle=False
-    )
+    model.fit(dataset, epochs=epochs, verbose=verbose, callbacks=[*safety, grids, *callbacks], shuffle=False)
     return save_run(model, history.history, out_dir, examples=examples)
 
 
@@ -81,6 +100,8 @@ def save_run(model, history, out_dir, num_samples=64, examples=None):
 
 def load_run_model(run_dir):
     """Load ``run_dir/model.keras`` (or a ``.keras`` path) with a clear error when missing."""
+    import keras_bigml.generative  # noqa: F401  registers the models, layers and schedules
+
     path = run_dir if str(run_dir).endswith(".keras") else os.path.join(run_dir, "model.keras")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No trained model at {path}: train one with 'keras-bigml train'.")

@@ -1,6 +1,11 @@
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -35,3 +40,109 @@ def test_example_pairs_takes_the_first_images_of_each_domain():
     pairs = tf.data.Dataset.from_tensor_slices((a, -a)).batch(3)
     images_a, images_b = example_pairs(pairs, count=4)
     assert images_a.ravel().tolist() == [0, 1, 2, 3] and images_b.ravel().tolist() == [0, -1, -2, -3]
+
+
+RESUMABLE_RUN = """
+import json, os, signal, sys
+import keras
+from keras_bigml.data import load_images, pair_unpaired
+from keras_bigml.generative import CycleGAN, GAN, VAE
+from keras_bigml.generative.schedules import LinearDecay
+from keras_bigml.runs import fit_and_save
+
+kind, out, mode = sys.argv[1:4]
+keras.utils.set_random_seed(0)
+# Unshuffled data: a resumed process then meets the batches an uninterrupted one would.
+if kind == "cyclegan":
+    side = lambda split: load_images("digits", split=split, batch_size=None, image_size=8, limit=32, shuffle=False)
+    data = pair_unpaired(side("train"), side("test"), batch_size=8)
+    model = CycleGAN((8, 8, 1), (8, 8, 1), generator_filters=4, discriminator_filters=4, residual_blocks=1,
+                     discriminator_layers=1, pool_size=6, seed=0)
+    model.compile(learning_rate=LinearDecay(1e-3, 8, 8))
+    optimizers = list(model.optimizers.values())
+else:
+    data = load_images("digits", limit=64, batch_size=16, shuffle=False)
+    if kind == "gan":
+        model = GAN((8, 8, 1), latent_dim=4, generator_filters=(8,), discriminator_filters=(8,), ema_decay=0.9, seed=0)
+        model.compile()
+        optimizers = [model.d_optimizer, model.g_optimizer]
+    else:
+        model = VAE((8, 8, 1), latent_dim=2, filters=(8,), hidden_units=16, seed=0)
+        model.compile(optimizer="adam")
+        optimizers = [model.optimizer]
+
+
+class KillMidEpoch(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == 2 and batch == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+fit_and_save(model, data, out, epochs=4, verbose=0, callbacks=[KillMidEpoch()] if mode == "kill" else [],
+             resume=mode == "resume")
+print(json.dumps([int(optimizer.iterations) for optimizer in optimizers]))
+"""
+
+
+def run_training(tmp_path, kind, out, mode):
+    script = tmp_path / "run.py"
+    script.write_text(RESUMABLE_RUN)
+    return subprocess.run([sys.executable, str(script), kind, str(out), mode], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+@pytest.mark.parametrize("kind", ["vae", "gan", "cyclegan"])
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, kind):
+    plain = run_training(tmp_path, kind, tmp_path / "plain", "plain")
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    killed = run_training(tmp_path, kind, tmp_path / "resumed", "kill")
+    assert killed.returncode == -signal.SIGKILL
+    assert (tmp_path / "resumed" / "backup").is_dir() and not (tmp_path / "resumed" / "model.keras").exists()
+    assert len(json.load(open(tmp_path / "resumed" / "history.json"))["loss" if kind == "vae" else "g_loss"]) == 2
+    resumed = run_training(tmp_path, kind, tmp_path / "resumed", "resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads(resumed.stdout.splitlines()[-1]) == json.loads(plain.stdout.splitlines()[-1])
+    histories = [json.load(open(tmp_path / name / "history.json")) for name in ("plain", "resumed")]
+    assert histories[0].keys() == histories[1].keys()
+    for name, values in histories[0].items():
+        assert len(values) == len(histories[1][name]) == 4
+        np.testing.assert_allclose(values, histories[1][name], rtol=1e-4, err_msg=name)
+    models = [load_run_model(str(tmp_path / name)) for name in ("plain", "resumed")]
+    for a, b in zip(models[0].weights, models[1].weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, err_msg=a.path)
+    assert not (tmp_path / "resumed" / "backup").exists()
+
+
+def test_resume_without_a_backup_is_refused(tmp_path):
+    vae = VAE(image_shape=(8, 8, 1), latent_dim=2, filters=(8,), hidden_units=16)
+    vae.compile(optimizer="adam")
+    with pytest.raises(FileNotFoundError, match="Nothing to resume"):
+        fit_and_save(vae, load_images(limit=16), str(tmp_path), epochs=1, verbose=0, resume=True)
+
+
+def test_non_finite_loss_stops_training_and_keeps_the_last_good_epoch(tmp_path):
+    from keras_bigml.errors import TrainingDivergedError
+
+    def tiny_vae():
+        vae = VAE(image_shape=(8, 8, 1), latent_dim=2, filters=(8,), hidden_units=16, seed=0)
+        vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+        return vae
+
+    class BlowUpAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.good_weights = [w.numpy().copy() for w in self.model.weights]
+            self.model.optimizer.learning_rate.assign(1e30)
+
+    blow_up, data = BlowUpAfterFirstEpoch(), load_images(limit=64, batch_size=16, shuffle=False)
+    with pytest.raises(TrainingDivergedError, match=r"epoch 2, batch \d+: \w*loss is (nan|inf).*last good epoch"):
+        fit_and_save(tiny_vae(), data, str(tmp_path), epochs=3, verbose=0, callbacks=[blow_up])
+    assert not (tmp_path / "model.keras").exists()
+    # Resuming a 1-epoch run restores the backup and trains no further: the good weights.
+    restored = tiny_vae()
+    fit_and_save(restored, data, str(tmp_path), epochs=1, verbose=0, resume=True)
+    for good, weight in zip(blow_up.good_weights, restored.weights):
+        np.testing.assert_array_equal(good, weight.numpy())
+    assert float(restored.optimizer.learning_rate) == pytest.approx(1e-3)

@@ -2,6 +2,7 @@
 
 from keras_bigml.generative.cyclegan import CycleGAN
 from keras_bigml.generative.gan import GAN
+from keras_bigml.generative.schedules import LinearDecay
 from keras_bigml.generative.vae import VAE
 
-__all__ = ["CycleGAN", "GAN", "VAE"]
+__all__ = ["CycleGAN", "GAN", "LinearDecay", "VAE"]

@@ -23,10 +23,11 @@ def sample_labels(n, labels, num_classes):
     return labels
 
 
-def unpack_batch(data, num_classes, model_name):
+def unpack_batch(data, num_classes, model_name, image_shape=None):
     """Split a ``fit`` batch into ``(images, labels)``; labels are None for unconditional models.
 
-    A conditional model (``num_classes`` set) must get ``(images, labels)`` batches.
+    A conditional model (``num_classes`` set) must get ``(images, labels)``
+    batches; with ``image_shape`` the images' known dimensions must match it.
 
     >>> unpack_batch(("x", "y"), None, "VAE")
     ('x', None)
@@ -35,6 +36,8 @@ def unpack_batch(data, num_classes, model_name):
         images, labels = data[0], data[1] if len(data) > 1 else None
     else:
         images, labels = data, None
+    if image_shape is not None:
+        check_image_batch(images, image_shape, model_name)
     if not num_classes:
         return images, None
     if labels is None:
@@ -43,6 +46,24 @@ def unpack_batch(data, num_classes, model_name):
             "(images, labels) batches, e.g. load_images(..., labels=True)."
         )
     return images, labels
+
+
+def check_image_batch(images, image_shape, model_name):
+    """Raise a ValueError naming both shapes when a batch's images do not fit ``image_shape``.
+
+    >>> check_image_batch(np.zeros((2, 16, 16, 1)), (28, 28, 1), "GAN")
+    Traceback (most recent call last):
+    ...
+    ValueError: This GAN takes images of shape (28, 28, 1), got (16, 16, 1): load them with image_size=28 and channels=1.
+    """
+    shape = tuple(images.shape[1:])
+    if len(shape) != len(image_shape) or any(
+        got is not None and got != want for got, want in zip(shape, image_shape)
+    ):
+        raise ValueError(
+            f"This {model_name} takes images of shape {tuple(image_shape)}, got {shape}: load them "
+            f"with image_size={image_shape[0]} and channels={image_shape[-1]}."
+        )
 
 
 def prior_inputs(n, labels, z, latent_dim, num_classes, seed_generator):

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from keras_bigml.distribute import global_mean
 from keras_bigml.generative import losses
+from keras_bigml.generative.conditioning import check_image_batch
 from keras_bigml.generative.image_pool import ImagePool
 from keras_bigml.generative.optimizers import network_optimizer
 from keras_bigml.generative.translation_networks import (
@@ -316,11 +317,9 @@ class CycleGAN(keras.Model):
                 "CycleGAN.fit takes batches (images_a, images_b), e.g. from "
                 "keras_bigml.data.pair_unpaired(dataset_a, dataset_b)."
             )
-        real_a, real_b = (tf.cast(images, tf.float32) * 2.0 - 1.0 for images in data)
-        for name, images, shape in (("A", real_a, self.image_shape_a), ("B", real_b, self.image_shape_b)):
-            if tuple(images.shape[1:]) != shape:
-                raise ValueError(f"Domain {name} images have shape {tuple(images.shape[1:])}; this model takes {shape}.")
-        return real_a, real_b
+        for name, images, shape in (("A", data[0], self.image_shape_a), ("B", data[1], self.image_shape_b)):
+            check_image_batch(images, shape, f"CycleGAN's domain {name}")
+        return tuple(tf.cast(images, tf.float32) * 2.0 - 1.0 for images in data)
 
     def _generator(self, input_shape, output_channels, name):
         if self.generator_kind == "unet":

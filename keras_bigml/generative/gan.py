@@ -8,10 +8,11 @@ from keras_bigml.generative import losses
 from keras_bigml.generative.conditioning import prior_inputs, unpack_batch
 from keras_bigml.generative.networks import dcgan_discriminator, dcgan_generator
 from keras_bigml.generative.optimizers import network_optimizer
+from keras_bigml.generative.seeding import SavedSeedState
 
 
 @keras.saving.register_keras_serializable(package="keras_bigml")
-class GAN(keras.Model):
+class GAN(SavedSeedState, keras.Model):
     """A generator and a discriminator trained against each other.
 
     ``fit`` takes image batches in [0, 1] (or ``(images, labels)`` with
@@ -283,6 +284,6 @@ class GAN(keras.Model):
 
     def _unpack(self, data):
         """Real images in the networks' [-1, 1] range, and int32 labels (or None)."""
-        images, labels = unpack_batch(data, self.num_classes, "GAN")
+        images, labels = unpack_batch(data, self.num_classes, "GAN", self.image_shape)
         real = tf.cast(images, tf.float32) * 2.0 - 1.0
         return real, (tf.cast(labels, tf.int32) if self.num_classes else None)

@@ -4,9 +4,11 @@
 import keras
 import tensorflow as tf
 
+from keras_bigml.generative.seeding import SavedSeedState
+
 
 @keras.saving.register_keras_serializable(package="keras_bigml")
-class ImagePool(keras.layers.Layer):
+class ImagePool(SavedSeedState, keras.layers.Layer):
     """A buffer of ``pool_size`` past fakes, queried with each new batch of fakes.
 
     Image by image: while the pool is filling, the new image is stored and

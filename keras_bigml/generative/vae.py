@@ -10,12 +10,13 @@ from keras_bigml.distribute import global_mean, replica_normal
 from keras_bigml.generative import losses
 from keras_bigml.generative.conditioning import prior_inputs, unpack_batch
 from keras_bigml.generative.networks import conv_encoder, deconv_decoder
+from keras_bigml.generative.seeding import SavedSeedState
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 
 @keras.saving.register_keras_serializable(package="keras_bigml")
-class VAE(keras.Model):
+class VAE(SavedSeedState, keras.Model):
     """Convolutional VAE with the reparameterization trick and an analytic KL term.
 
     Images are float32 NHWC in [0, 1]. ``fit`` takes batches of images, or of
@@ -126,7 +127,7 @@ class VAE(keras.Model):
         return keras.ops.convert_to_numpy(self.decode(z, labels))
 
     def train_step(self, data):
-        images, labels = unpack_batch(data, self.num_classes, "VAE")
+        images, labels = unpack_batch(data, self.num_classes, "VAE", self.image_shape)
         with tf.GradientTape() as tape:
             reconstruction, kl = self._per_example_losses(images, labels, training=True)
             loss = global_mean(reconstruction + self.beta * kl)
@@ -136,7 +137,7 @@ class VAE(keras.Model):
         return self._update_trackers(reconstruction, kl)
 
     def test_step(self, data):
-        images, labels = unpack_batch(data, self.num_classes, "VAE")
+        images, labels = unpack_batch(data, self.num_classes, "VAE", self.image_shape)
         reconstruction, kl = self._per_example_losses(images, labels, training=False)
         return self._update_trackers(reconstruction, kl)
 

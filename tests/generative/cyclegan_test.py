@@ -180,7 +180,7 @@ def test_bad_configuration_and_batches_are_named():
     model.compile()
     with pytest.raises(ValueError, match=r"batches \(images_a, images_b\)"):
         model.fit(load_images("digits", image_size=8, limit=16), epochs=1, verbose=0)
-    with pytest.raises(ValueError, match=r"Domain B images have shape \(8, 8, 3\)"):
+    with pytest.raises(ValueError, match=r"domain B takes images of shape \(8, 8, 1\), got \(8, 8, 3\)"):
         model.fit(pairs(channels_b=3), epochs=1, verbose=0)
     with pytest.raises(ValueError, match=r"a2b takes images of shape \(8, 8, 1\)"):
         model.translate(np.zeros((1, 8, 8, 3)))
