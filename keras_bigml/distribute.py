@@ -111,6 +111,20 @@ def global_mean(per_example_loss):
     return tf.nn.compute_average_loss(per_example_loss)
 
 
+def step_logs(logs):
+    """Return a ``train_step``/``test_step`` result in a form Keras reduces under any strategy.
+
+    Keras 3 reduces step results over several workers with
+    ``strategy.reduce("MEAN", value, axis=0)``, which fails for scalars
+    (tensorflow/tensorflow#72388). There each value gets a leading axis of
+    length 1, which that reduction removes again; elsewhere ``logs`` is unchanged.
+    """
+    strategy = tf.distribute.get_strategy()
+    if not tf.distribute.has_strategy() or len(strategy.extended.worker_devices) >= strategy.num_replicas_in_sync:
+        return logs
+    return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+
+
 def _tf_config_workers():
     config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
     return len(config.get("cluster", {}).get("worker", []))

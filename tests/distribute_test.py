@@ -1,3 +1,9 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -47,3 +53,67 @@ def test_global_mean_divides_by_the_global_batch(cpu_devices):
 
 def test_the_same_configuration_returns_the_same_strategy(cpu_devices):
     assert get_strategy("mirrored", cpu_devices) is get_strategy("mirrored", list(cpu_devices))
+
+
+MULTIWORKER_RUN = """
+import hashlib, json, os, sys
+import keras, numpy as np, tensorflow as tf
+from keras_bigml.data import load_images
+from keras_bigml.distribute import get_strategy
+from keras_bigml.generative import GAN, VAE
+
+strategy = get_strategy("auto")
+result = {"replicas": strategy.num_replicas_in_sync,
+          "multiworker": isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)}
+for kind in ("vae", "gan"):
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        if kind == "vae":
+            model = VAE((8, 8, 1), latent_dim=2, filters=(8,), hidden_units=16, seed=0)
+            model.compile(optimizer="adam")
+        else:
+            model = GAN((8, 8, 1), latent_dim=4, generator_filters=(8,), discriminator_filters=(8,), seed=0)
+            model.compile()
+    before = np.concatenate([w.numpy().ravel() for w in model.trainable_weights])
+    history = model.fit(load_images("digits", limit=64, batch_size=16, shuffle=False, drop_remainder=True),
+                        epochs=2, verbose=0).history
+    after = np.concatenate([w.numpy().ravel() for w in model.trainable_weights])
+    result[kind] = {"moved": float(np.abs(after - before).max()), "finite": bool(np.isfinite(after).all()),
+                    "digest": hashlib.sha256(after.round(5).tobytes()).hexdigest(),
+                    "history": {k: [float(x) for x in v] for k, v in history.items()}}
+print(json.dumps(result))
+"""
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_worker_processes_train_the_vae_and_gan_in_sync(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(MULTIWORKER_RUN)
+    workers = [f"localhost:{port}" for port in free_ports(2)]
+    processes = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        processes.append(subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True, env=env))
+    outputs = [process.communicate(timeout=600) for process in processes]
+    for process, (_, stderr) in zip(processes, outputs):
+        assert process.returncode == 0, stderr[-3000:]
+    results = [json.loads(stdout.strip().splitlines()[-1]) for stdout, _ in outputs]
+    for result in results:
+        assert result["multiworker"] and result["replicas"] == 2
+        for kind in ("vae", "gan"):
+            assert result[kind]["finite"] and result[kind]["moved"] > 1e-3
+    for kind in ("vae", "gan"):
+        # Synchronous training: both workers hold the same weights and report the same global losses.
+        assert results[0][kind]["digest"] == results[1][kind]["digest"]
+        assert results[0][kind]["history"] == results[1][kind]["history"]

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_bigml.distribute import global_mean
+from keras_bigml.distribute import global_mean, step_logs
 from keras_bigml.generative import losses
 from keras_bigml.generative.conditioning import check_image_batch
 from keras_bigml.generative.image_pool import ImagePool
@@ -309,7 +309,7 @@ class CycleGAN(keras.Model):
         values = (g_loss, cycle, identity, d_a, d_b)
         for tracker, value in zip(self.trackers.values(), values):
             tracker.update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        return step_logs({name: tracker.result() for name, tracker in self.trackers.items()})
 
     def _unpack(self, data):
         if not isinstance(data, (tuple, list)) or len(data) != 2:

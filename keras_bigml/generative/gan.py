@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from keras_bigml.distribute import global_mean, replica_normal, replica_uniform
+from keras_bigml.distribute import global_mean, replica_normal, replica_uniform, step_logs
 from keras_bigml.generative import losses
 from keras_bigml.generative.conditioning import prior_inputs, unpack_batch
 from keras_bigml.generative.networks import dcgan_discriminator, dcgan_generator
@@ -280,7 +280,7 @@ class GAN(SavedSeedState, keras.Model):
         self.g_loss_tracker.update_state(g_loss)
         if penalty is not None:
             self.penalty_tracker.update_state(penalty)
-        return {metric.name: metric.result() for metric in self.metrics}
+        return step_logs({metric.name: metric.result() for metric in self.metrics})
 
     def _unpack(self, data):
         """Real images in the networks' [-1, 1] range, and int32 labels (or None)."""

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_bigml.distribute import global_mean, replica_normal
+from keras_bigml.distribute import global_mean, replica_normal, step_logs
 from keras_bigml.generative import losses
 from keras_bigml.generative.conditioning import prior_inputs, unpack_batch
 from keras_bigml.generative.networks import conv_encoder, deconv_decoder
@@ -250,7 +250,7 @@ class VAE(SavedSeedState, keras.Model):
         self.loss_tracker.update_state(reconstruction + self.beta * kl)
         self.reconstruction_tracker.update_state(reconstruction)
         self.kl_tracker.update_state(kl)
-        return {metric.name: metric.result() for metric in self.metrics}
+        return step_logs({metric.name: metric.result() for metric in self.metrics})
 
     def _with_labels(self, inputs, labels):
         if not self.num_classes:
