@@ -18,6 +18,7 @@ client with TensorFlow alone can call them. The first signature also serves as
 import os
 
 import keras
+import tensorflow as tf
 
 from keras_bigml.files import atomic_path
 
@@ -37,3 +38,23 @@ def export_saved_model(model, path):
     with atomic_path(path) as tmp:
         archive.write_out(tmp, verbose=False)
     return path
+
+
+def load_saved_model(path):
+    """Load an exported SavedModel with TensorFlow, naming the problem when ``path`` is not one.
+
+    >>> import tempfile
+    >>> load_saved_model(tempfile.mkdtemp())
+    Traceback (most recent call last):
+    ...
+    OSError: ... holds no SavedModel (no saved_model.pb): export one with keras_bigml.export.export_saved_model.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        raise OSError(f"{path} holds no SavedModel (no saved_model.pb): export one with "
+                      "keras_bigml.export.export_saved_model.")
+    try:
+        return tf.saved_model.load(path)
+    except Exception as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise OSError(f"{path} is a damaged SavedModel ({first_line}).") from None

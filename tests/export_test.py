@@ -167,3 +167,19 @@ def test_cyclegan_translation_signatures_in_a_fresh_process(tmp_path):
     np.testing.assert_allclose(out["a_to_b"], model.translate(inputs["a"], "a2b"), atol=1e-5)
     np.testing.assert_allclose(out["b_to_a"], model.translate(inputs["b"], "b2a"), atol=1e-5)
     assert out["a_to_b"].shape == (3, 8, 8, 3) and 0 <= out["a_to_b"].min() and out["a_to_b"].max() <= 1
+
+
+def test_load_saved_model_names_missing_and_damaged_exports(tmp_path):
+    from keras_bigml.export import load_saved_model
+
+    vae = VAE(**TINY)
+    path = export_saved_model(vae, tmp_path / "export")
+    assert "decode" in load_saved_model(path).signatures
+    with pytest.raises(OSError, match="holds no SavedModel"):
+        load_saved_model(tmp_path / "elsewhere")
+    (tmp_path / "export" / "saved_model.pb").write_bytes(b"\x00garbage")
+    with pytest.raises(OSError, match="is a damaged SavedModel"):
+        load_saved_model(path)
+    (tmp_path / "export" / "saved_model.pb").unlink()
+    with pytest.raises(OSError, match="holds no SavedModel"):
+        load_saved_model(path)

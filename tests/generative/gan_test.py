@@ -152,3 +152,26 @@ def test_bad_compile_and_fit_before_compile():
     shared = keras.optimizers.Adam()
     with pytest.raises(ValueError, match="optimizer each"):
         gan.compile(d_optimizer=shared, g_optimizer=shared)
+
+
+def test_images_of_the_wrong_shape_are_named():
+    gan = GAN(**TINY, seed=0)
+    gan.compile()
+    with pytest.raises(ValueError, match=r"GAN takes images of shape \(8, 8, 1\), got \(16, 16, 1\)"):
+        gan.fit(load_images("digits", image_size=16, limit=16), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"got \(8, 8, 3\): load them with image_size=8 and channels=1"):
+        gan.fit(load_images("digits", channels=3, limit=16), epochs=1, verbose=0)
+
+
+def seeded_run():
+    keras.utils.set_random_seed(0)
+    gan = GAN(**TINY, num_classes=10, seed=0)
+    gan.compile()
+    gan.fit(load_images("digits", labels=True, limit=64, batch_size=16, seed=0), epochs=2, verbose=0)
+    return [w.numpy() for w in gan.weights]
+
+
+def test_two_seeded_runs_give_identical_weights():
+    first, second = seeded_run(), seeded_run()
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)

@@ -168,3 +168,10 @@ def test_log_likelihood_traces_once_across_calls_and_seeds():
     assert vae._log_importance_weights.experimental_get_tracing_count() == 1
     assert not np.array_equal(vae.log_likelihood(images, num_samples=5, seed=0),
                               vae.log_likelihood(images, num_samples=5, seed=1))
+
+
+def test_images_of_the_wrong_shape_are_named():
+    vae = VAE(image_shape=(8, 8, 1), latent_dim=2, filters=(8,), hidden_units=16)
+    vae.compile(optimizer="adam")
+    with pytest.raises(ValueError, match=r"VAE takes images of shape \(8, 8, 1\), got \(16, 16, 3\)"):
+        vae.fit(load_images("digits", image_size=16, channels=3, limit=16), epochs=1, verbose=0)
