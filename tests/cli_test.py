@@ -56,6 +56,8 @@ def test_bad_input_gives_one_clear_line(tmp_path, capsys):
     assert "Unknown image dataset 'no_such_set'" in capsys.readouterr().err
     assert main(["generate", str(tmp_path / "missing")]) == 1
     assert "No trained model" in capsys.readouterr().err
+    assert main(["train", "vae", "--limit", "16", "--resume", "--out", str(tmp_path / "fresh")]) == 1
+    assert "Nothing to resume" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", [[], ["quickstart"], ["train"], ["train", "vae"], ["train", "gan"], ["train", "cgan"], ["train", "wgan-gp"], ["train", "cyclegan"], ["generate"], ["translate"], ["classical"]])

@@ -146,3 +146,23 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_good_epoch(tmp_path):
     for good, weight in zip(blow_up.good_weights, restored.weights):
         np.testing.assert_array_equal(good, weight.numpy())
     assert float(restored.optimizer.learning_rate) == pytest.approx(1e-3)
+
+
+def test_crash_while_saving_keeps_the_previous_model_file(tmp_path, monkeypatch):
+    from keras_bigml.runs import save_run
+
+    vae = VAE(image_shape=(8, 8, 1), latent_dim=2, filters=(8,), hidden_units=16, seed=0)
+    vae.compile(optimizer="adam")
+    paths = save_run(vae, {"loss": [1.0]}, str(tmp_path))
+    before = open(paths["model"], "rb").read()
+
+    def write_half_then_crash(self, filepath, **kwargs):
+        open(filepath, "wb").write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(keras.Model, "save", write_half_then_crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_run(vae, {"loss": [0.5]}, str(tmp_path))
+    assert open(paths["model"], "rb").read() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.json", "model.keras", "samples.png", "saved_model"]
+    assert json.load(open(paths["history"])) == {"loss": [1.0]}
