@@ -154,15 +154,7 @@ def _add_training_arguments(parser):
     parser.add_argument("--limit", type=int, help="use only this many training images")
     parser.add_argument("--num-classes", type=int,
                         help="classes of a conditional model (default: counted in one pass over the labels)")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=64, help="global batch size")
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker"))
-    parser.add_argument("--mixed-precision", choices=("bfloat16", "float16"), help="mixed-precision policy")
-    parser.add_argument("--seed", type=int, help="seed for reproducible runs")
-    parser.add_argument("--out", required=True, help="run directory to write")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue an interrupted run from DIR/backup (same arguments as the first time)")
+    _add_run_arguments(parser, batch_size=64, learning_rate=1e-3)
 
 
 def _add_cyclegan_arguments(parser):
@@ -184,11 +176,16 @@ def _add_cyclegan_arguments(parser):
     parser.add_argument("--identity-weight", type=float,
                         help="multiple of the cycle weight (default 0.5, or 0 when channels differ)")
     parser.add_argument("--pool-size", type=int, default=50)
-    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--decay-epochs", type=int,
                         help="final epochs over which the learning rate falls to zero (default: half)")
-    parser.add_argument("--batch-size", type=int, default=1, help="global batch size")
-    parser.add_argument("--learning-rate", type=float, default=2e-4)
+    _add_run_arguments(parser, batch_size=1, learning_rate=2e-4)
+
+
+def _add_run_arguments(parser, batch_size, learning_rate):
+    """Arguments every training command shares: length, optimizer step, strategy, output."""
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=batch_size, help="global batch size")
+    parser.add_argument("--learning-rate", type=float, default=learning_rate)
     parser.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker"))
     parser.add_argument("--mixed-precision", choices=("bfloat16", "float16"), help="mixed-precision policy")
     parser.add_argument("--seed", type=int, help="seed for reproducible runs")
