@@ -177,3 +177,56 @@ class HistoryFile(keras.callbacks.Callback):
             self.history.setdefault(name, []).append(float(value))
         with atomic_path(self.path) as tmp, open(tmp, "w") as file:
             json.dump(self.history, file, indent=1)
+
+
+class GeneratorMetrics(keras.callbacks.Callback):
+    """Add sample-quality metrics to the epoch logs (and so to ``History``) while a GAN or VAE trains.
+
+    Every ``every`` epochs the model generates ``num_samples`` images from fixed
+    latent vectors (cycling through the classes when conditional) and
+    ``classifier`` judges them against ``real_images``: ``frechet_distance``,
+    ``classifier_score`` and, for conditional models, ``label_agreement``.
+
+    Examples
+    --------
+    >>> from keras_bigml.data import load_images
+    >>> from keras_bigml.evaluation import train_classifier
+    >>> from keras_bigml.generative import GAN
+    >>> images, labels = next(iter(load_images("digits", labels=True, batch_size=300)))
+    >>> classifier = train_classifier(images.numpy(), labels.numpy(), epochs=1)
+    >>> gan = GAN(image_shape=(8, 8, 1), latent_dim=4, generator_filters=(8,),
+    ...           discriminator_filters=(8,), num_classes=10, seed=0)
+    >>> gan.compile()
+    >>> history = gan.fit(load_images("digits", labels=True, limit=64), epochs=1, verbose=0,
+    ...                   callbacks=[GeneratorMetrics(classifier, images.numpy(), num_samples=100)])
+    >>> sorted(history.history)
+    ['classifier_score', 'd_loss', 'frechet_distance', 'g_loss', 'label_agreement']
+    """
+
+    def __init__(self, classifier, real_images, every=1, num_samples=1000, seed=0):
+        super().__init__()
+        self.classifier = classifier
+        self.real_images = real_images
+        self.every = every
+        self.num_samples = num_samples
+        self.seed = seed
+        self._real_features = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        from keras_bigml.evaluation.generative import (
+            classifier_outputs, classifier_score, frechet_distance, label_agreement,
+        )
+
+        if logs is None or (epoch + 1) % self.every:
+            return
+        if self._real_features is None:
+            self._real_features = classifier_outputs(self.classifier, self.real_images)[0]
+        num_classes = getattr(self.model, "num_classes", None)
+        labels = np.arange(self.num_samples) % num_classes if num_classes else None
+        z = np.random.default_rng(self.seed).standard_normal((self.num_samples, self.model.latent_dim))
+        images = self.model.generate(z=z.astype("float32"), labels=labels)
+        features, probabilities = classifier_outputs(self.classifier, images)
+        logs["frechet_distance"] = frechet_distance(features, self._real_features)
+        logs["classifier_score"] = classifier_score(probabilities)
+        if num_classes:
+            logs["label_agreement"] = label_agreement(probabilities, labels)

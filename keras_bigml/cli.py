@@ -7,6 +7,7 @@ Commands::
     keras-bigml train cyclegan --data-a SOURCE --data-b SOURCE
     keras-bigml generate DIR --n 64           sample a grid from a trained run
     keras-bigml translate DIR --input SOURCE  translate images with a trained CycleGAN
+    keras-bigml evaluate DIR --data SOURCE    generator metrics of a trained GAN or VAE
     keras-bigml classical --algo NAME         train and evaluate a scikit-learn model on a table
 """
 
@@ -112,6 +113,22 @@ def build_parser():
     translate.add_argument("--limit", type=int, help="translate only this many images")
     translate.add_argument("--out", required=True, help="output folder")
     translate.set_defaults(run=_translate)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="judge a trained GAN or VAE against real images",
+        description="Load DIR/model.keras, train a digit/domain classifier on SOURCE's training split "
+        "(or load --classifier), generate --n images, and print and save DIR/metrics.json: Frechet and "
+        "kernel distances on the classifier's features (real train vs test beside them), classifier "
+        "score, label agreement for conditional models, and the test negative ELBO for VAEs.",
+    )
+    evaluate.add_argument("run_dir", metavar="DIR", help="a GAN or VAE run directory (or a .keras file)")
+    evaluate.add_argument("--data", required=True, help="digits, tfds:NAME, a .npz path or an image folder")
+    evaluate.add_argument("--n", type=int, default=1000, help="generated images (default: %(default)s)")
+    evaluate.add_argument("--limit", type=int, help="use only this many real images per split")
+    evaluate.add_argument("--classifier", help="a .keras classifier to use instead of training one")
+    evaluate.add_argument("--classifier-epochs", type=int, default=3)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.set_defaults(run=_evaluate)
 
     generate = commands.add_parser(
         "generate", help="sample images from a trained run",
@@ -368,6 +385,44 @@ def _classical(args):
     print("Wrote:")
     for name, path in result["paths"].items():
         print(f"  {name:18s} {path}")
+
+
+def _evaluate(args):
+    import json
+
+    import keras
+
+    from keras_bigml.data import load_images
+    from keras_bigml.evaluation.generative import generator_report, train_classifier
+    from keras_bigml.files import atomic_path
+    from keras_bigml.runs import load_run_model
+
+    model = load_run_model(args.run_dir)
+    if not hasattr(model, "latent_dim"):
+        raise ValueError(f"{args.run_dir} holds a {type(model).__name__}; evaluate judges GANs and VAEs.")
+    shape = model.image_shape
+    splits = {}
+    for split in ("train", "test"):
+        dataset = load_images(args.data, split=split, image_size=shape[:2], channels=shape[2], labels=True,
+                              batch_size=1000, shuffle=False, limit=args.limit)
+        batches = list(dataset.as_numpy_iterator())
+        splits[split] = (np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]))
+    if args.classifier:
+        classifier = keras.saving.load_model(args.classifier)
+    else:
+        classifier = train_classifier(*splits["train"], epochs=args.classifier_epochs, seed=args.seed)
+    report = generator_report(model, classifier, splits["train"][0], splits["test"][0], args.n, args.seed)
+    if hasattr(model, "log_likelihood"):
+        test = load_images(args.data, split="test", image_size=shape[:2], channels=shape[2],
+                           labels=bool(model.num_classes), shuffle=False, limit=args.limit)
+        report["test_negative_elbo"] = float(model.evaluate(test, verbose=0, return_dict=True)["loss"])
+    path = os.path.join(args.run_dir if os.path.isdir(args.run_dir) else os.path.dirname(args.run_dir),
+                        "metrics.json")
+    with atomic_path(path) as tmp, open(tmp, "w") as file:
+        json.dump(report, file, indent=1)
+    for name, value in report.items():
+        print(f"{name:24s} {value:.4f}")
+    print(f"Wrote {path}")
 
 
 def _generate(args):

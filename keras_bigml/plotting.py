@@ -1,4 +1,4 @@
-"""Pictures people look at: image grids, confusion matrices, ROC curves, importances."""
+"""Pictures people look at: image grids, confusion matrices, ROC curves, importances, latent maps."""
 
 import math
 
@@ -102,6 +102,31 @@ def save_feature_importance(names, importances, path, top=20):
     fig, ax = _figure((6, 0.3 * len(order) + 1.5))
     ax.barh([str(names[i]) for i in order], np.asarray(importances)[order])
     ax.set_xlabel("importance")
+    return _save_figure(fig, path)
+
+
+def save_latent_map(coordinates, labels, grid_images, grid_size, extent, path):
+    """Two panels: the dataset's 2-D coordinates coloured by label, and images decoded on a
+    ``grid_size x grid_size`` grid over ``extent`` (x_min, x_max, y_min, y_max)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 6))
+    scatter_axes, grid_axes = fig.subplots(1, 2)
+    coordinates = np.asarray(coordinates)
+    if labels is None:
+        scatter_axes.scatter(coordinates[:, 0], coordinates[:, 1], s=2, alpha=0.5)
+    else:
+        labels = np.asarray(labels)
+        for value in np.unique(labels):
+            chosen = labels == value
+            scatter_axes.scatter(coordinates[chosen, 0], coordinates[chosen, 1], s=2, alpha=0.6, label=str(value))
+        scatter_axes.legend(markerscale=5, fontsize="small", loc="best")
+    scatter_axes.set_xlim(extent[0], extent[1])
+    scatter_axes.set_ylim(extent[2], extent[3])
+    scatter_axes.set_title(f"{len(coordinates)} images in the latent plane")
+    grid = image_grid(grid_images, ncols=grid_size, padding=0)
+    grid_axes.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", extent=extent, aspect="auto")
+    grid_axes.set_title("decoded over the same plane")
     return _save_figure(fig, path)
 
 

@@ -60,7 +60,7 @@ def test_bad_input_gives_one_clear_line(tmp_path, capsys):
     assert "Nothing to resume" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [[], ["quickstart"], ["train"], ["train", "vae"], ["train", "gan"], ["train", "cgan"], ["train", "wgan-gp"], ["train", "cyclegan"], ["generate"], ["translate"], ["classical"]])
+@pytest.mark.parametrize("command", [[], ["quickstart"], ["train"], ["train", "vae"], ["train", "gan"], ["train", "cgan"], ["train", "wgan-gp"], ["train", "cyclegan"], ["generate"], ["translate"], ["evaluate"], ["classical"]])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
@@ -149,3 +149,19 @@ def test_train_cyclegan_then_translate(tmp_path, capsys):
     assert imread(translated / "00000.png").shape[:2] == (8, 8)
     assert main(["translate", str(tmp_path / "nothing"), "--input", "digits", "--out", str(translated)]) == 1
     assert "No trained model" in capsys.readouterr().err
+
+
+def test_evaluate_prints_and_saves_generator_metrics(tmp_path, capsys):
+    out = tmp_path / "cgan"
+    assert main(["train", "cgan", "--epochs", "1", "--limit", "64", "--batch-size", "16", "--latent-dim", "4",
+                 "--generator-filters", "8", "--discriminator-filters", "8", "--seed", "0", "--out", str(out)]) == 0
+    assert main(["evaluate", str(out), "--data", "digits", "--n", "200", "--classifier-epochs", "1"]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.load(open(out / "metrics.json"))
+    assert {"frechet_distance", "real_frechet_distance", "label_agreement", "classifier_score"} <= set(metrics)
+    assert f"{metrics['frechet_distance']:.4f}" in printed
+    vae = tmp_path / "vae"
+    assert main(["train", "vae", "--epochs", "1", "--limit", "64", "--latent-dim", "2", "--out", str(vae)]) == 0
+    assert main(["evaluate", str(vae), "--data", "digits", "--n", "100", "--limit", "300",
+                 "--classifier-epochs", "1"]) == 0
+    assert json.load(open(vae / "metrics.json"))["test_negative_elbo"] > 0

@@ -13,6 +13,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "classifier_outputs": "generative",
     "classifier_score": "generative",
     "frechet_distance": "generative",
+    "generator_report": "generative",
     "kernel_distance": "generative",
     "label_agreement": "generative",
     "train_classifier": "generative",

@@ -124,6 +124,48 @@ def label_agreement(probabilities, requested_labels):
     return float(np.mean(predicted == np.asarray(requested_labels)))
 
 
+def generator_report(generator, classifier, real_train, real_test, num_samples=1000, seed=0):
+    """All classifier-based metrics of a GAN or VAE against real images, as a dict.
+
+    ``real_train`` and ``real_test`` are image arrays in [0, 1]; the generated
+    samples are compared with ``real_test``, and ``real_train`` versus
+    ``real_test`` is reported beside them for scale. Conditional generators draw
+    every class in turn and get ``label_agreement``.
+
+    >>> from keras_bigml.data import load_images
+    >>> from keras_bigml.generative import GAN
+    >>> images, labels = next(iter(load_images("digits", labels=True, batch_size=400, shuffle=False)))
+    >>> images, labels = images.numpy(), labels.numpy()
+    >>> classifier = train_classifier(images, labels, epochs=1)
+    >>> gan = GAN(image_shape=(8, 8, 1), latent_dim=4, generator_filters=(8,),
+    ...           discriminator_filters=(8,), num_classes=10, seed=0)
+    >>> sorted(generator_report(gan, classifier, images[:200], images[200:], num_samples=100))
+    ['classifier_score', 'frechet_distance', 'kernel_distance', 'label_agreement', 'real_classifier_score', 'real_frechet_distance', 'real_kernel_distance']
+    """
+    num_classes = getattr(generator, "num_classes", None)
+    labels = np.arange(num_classes, dtype=np.int32).repeat(-(-num_samples // num_classes))[:num_samples] \
+        if num_classes else None
+    z = np.random.default_rng(seed).standard_normal((num_samples, generator.latent_dim)).astype(np.float32)
+    samples = np.concatenate([
+        generator.generate(z=z[i : i + 500], labels=None if labels is None else labels[i : i + 500])
+        for i in range(0, num_samples, 500)
+    ])
+    fake_features, fake_probabilities = classifier_outputs(classifier, samples)
+    train_features, _ = classifier_outputs(classifier, real_train)
+    test_features, test_probabilities = classifier_outputs(classifier, real_test)
+    report = {
+        "frechet_distance": frechet_distance(fake_features, test_features),
+        "real_frechet_distance": frechet_distance(train_features, test_features),
+        "kernel_distance": kernel_distance(fake_features, test_features, seed=seed),
+        "real_kernel_distance": kernel_distance(train_features, test_features, seed=seed),
+        "classifier_score": classifier_score(fake_probabilities),
+        "real_classifier_score": classifier_score(test_probabilities),
+    }
+    if num_classes:
+        report["label_agreement"] = label_agreement(fake_probabilities, labels)
+    return report
+
+
 def _two_feature_sets(features_a, features_b):
     features_a = np.asarray(features_a, np.float64)
     features_b = np.asarray(features_b, np.float64)

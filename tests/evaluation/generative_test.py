@@ -61,3 +61,25 @@ def test_feature_sets_must_match():
         frechet_distance(np.zeros((5, 2)), np.zeros((5, 3)))
     with pytest.raises(ValueError, match="at least two samples"):
         kernel_distance(np.zeros((1, 2)), np.zeros((5, 2)))
+
+
+def test_generator_report_of_a_copying_generator_matches_real_data():
+    from keras_bigml.data import load_images
+    from keras_bigml.evaluation import generator_report
+
+    images, labels = next(iter(load_images("digits", split="all", labels=True, batch_size=2000, shuffle=False)))
+    images, labels = images.numpy(), labels.numpy()
+    classifier = train_classifier(images[:1000], labels[:1000], epochs=20)
+
+    class Copier:  # "generates" held-out real images of the requested class
+        num_classes, latent_dim = 10, 2
+
+        def generate(self, z, labels):
+            pool = [images[1400:][labels_all == c] for c in range(10)]
+            return np.stack([pool[c][i % len(pool[c])] for i, c in enumerate(labels)])
+
+    labels_all = labels[1400:]
+    report = generator_report(Copier(), classifier, images[:700], images[700:1400], num_samples=390)
+    assert report["label_agreement"] > 0.8
+    assert report["frechet_distance"] < 3 * report["real_frechet_distance"] + 1.0
+    assert abs(report["classifier_score"] - report["real_classifier_score"]) < 1.5
