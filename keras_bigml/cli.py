@@ -126,6 +126,7 @@ def build_parser():
     evaluate.add_argument("--n", type=int, default=1000, help="generated images (default: %(default)s)")
     evaluate.add_argument("--limit", type=int, help="use only this many real images per split")
     evaluate.add_argument("--classifier", help="a .keras classifier to use instead of training one")
+    evaluate.add_argument("--inception-weights", help="a local Inception-v3 .h5 file: its features instead")
     evaluate.add_argument("--classifier-epochs", type=int, default=3)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.set_defaults(run=_evaluate)
@@ -393,7 +394,7 @@ def _evaluate(args):
     import keras
 
     from keras_bigml.data import load_images
-    from keras_bigml.evaluation.generative import generator_report, train_classifier
+    from keras_bigml.evaluation.generative import generator_report, inception_classifier, train_classifier
     from keras_bigml.files import atomic_path
     from keras_bigml.runs import load_run_model
 
@@ -407,7 +408,9 @@ def _evaluate(args):
                               batch_size=1000, shuffle=False, limit=args.limit)
         batches = list(dataset.as_numpy_iterator())
         splits[split] = (np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]))
-    if args.classifier:
+    if args.inception_weights:
+        classifier = inception_classifier(args.inception_weights, shape)
+    elif args.classifier:
         classifier = keras.saving.load_model(args.classifier)
     else:
         classifier = train_classifier(*splits["train"], epochs=args.classifier_epochs, seed=args.seed)

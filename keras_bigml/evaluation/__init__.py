@@ -14,6 +14,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "classifier_score": "generative",
     "frechet_distance": "generative",
     "generator_report": "generative",
+    "inception_classifier": "generative",
     "kernel_distance": "generative",
     "label_agreement": "generative",
     "train_classifier": "generative",

@@ -5,6 +5,8 @@ All metrics work on the features and class probabilities of a Keras classifier
 makes a digit or domain classifier in one call when no pretrained one is at hand.
 """
 
+import os
+
 import keras
 import numpy as np
 from scipy import linalg
@@ -36,6 +38,29 @@ def train_classifier(images, labels, num_classes=None, epochs=3, batch_size=128,
     classifier.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     classifier.fit(images, labels, epochs=epochs, batch_size=batch_size, verbose=verbose)
     return classifier
+
+
+def inception_classifier(weights, input_shape=(28, 28, 1)):
+    """Inception-v3 on images in [0, 1] of any size and 1 or 3 channels, from a local weights file.
+
+    Images are resized to 299x299, made RGB and scaled as Inception expects; the
+    2048 pooled features feed the metrics (the classic FID features). Nothing is
+    downloaded: ``weights`` is the path of Keras's
+    ``inception_v3_weights_tf_dim_ordering_tf_kernels.h5`` (or None for random
+    weights, for tests).
+
+    >>> inception_classifier(None, (16, 16, 1)).layers[-2].output.shape
+    (None, 2048)
+    """
+    if weights is not None and not os.path.isfile(weights):
+        raise FileNotFoundError(f"No Inception-v3 weights at {weights}; pass a local .h5 file or train_classifier.")
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Resizing(299, 299)(inputs)
+    if input_shape[-1] == 1:
+        x = keras.layers.Concatenate()([x, x, x])
+    x = keras.layers.Rescaling(2.0, offset=-1.0)(x)
+    inception = keras.applications.InceptionV3(weights=weights, input_tensor=x)
+    return keras.Model(inputs, inception.output, name="inception_v3")
 
 
 def classifier_outputs(classifier, images, batch_size=500):
@@ -146,9 +171,11 @@ def generator_report(generator, classifier, real_train, real_test, num_samples=1
     labels = np.arange(num_classes, dtype=np.int32).repeat(-(-num_samples // num_classes))[:num_samples] \
         if num_classes else None
     z = np.random.default_rng(seed).standard_normal((num_samples, generator.latent_dim)).astype(np.float32)
+    from tqdm.auto import tqdm
+
     samples = np.concatenate([
         generator.generate(z=z[i : i + 500], labels=None if labels is None else labels[i : i + 500])
-        for i in range(0, num_samples, 500)
+        for i in tqdm(range(0, num_samples, 500), desc="generating", leave=False, disable=num_samples <= 500)
     ])
     fake_features, fake_probabilities = classifier_outputs(classifier, samples)
     train_features, _ = classifier_outputs(classifier, real_train)

@@ -83,3 +83,14 @@ def test_generator_report_of_a_copying_generator_matches_real_data():
     assert report["label_agreement"] > 0.8
     assert report["frechet_distance"] < 3 * report["real_frechet_distance"] + 1.0
     assert abs(report["classifier_score"] - report["real_classifier_score"]) < 1.5
+
+
+def test_inception_features_for_small_grayscale_images_and_missing_weights(tmp_path):
+    from keras_bigml.evaluation import inception_classifier
+
+    model = inception_classifier(None, (16, 16, 1))
+    features, probabilities = classifier_outputs(model, np.random.default_rng(0).random((2, 16, 16, 1)))
+    assert features.shape == (2, 2048) and probabilities.shape == (2, 1000)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-4)
+    with pytest.raises(FileNotFoundError, match="No Inception-v3 weights"):
+        inception_classifier(str(tmp_path / "missing.h5"))
