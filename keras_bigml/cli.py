@@ -184,6 +184,8 @@ def _add_cyclegan_arguments(parser):
     parser.add_argument("--channels-a", type=int, choices=(1, 3))
     parser.add_argument("--channels-b", type=int, choices=(1, 3))
     parser.add_argument("--limit", type=int, help="use only this many images of each domain")
+    parser.add_argument("--jitter", action="store_true",
+                        help="enlarge by 286/256, crop back at random and flip at random, anew each epoch")
     parser.add_argument("--generator", choices=("resnet", "unet"), default="resnet")
     parser.add_argument("--generator-filters", type=int, default=64)
     parser.add_argument("--discriminator-filters", type=int, default=64)
@@ -256,7 +258,7 @@ def _train_gan(args):
 
 
 def _train_cyclegan(args):
-    from keras_bigml.data import load_images, pair_unpaired
+    from keras_bigml.data import load_images, pair_unpaired, random_jitter
 
     def side(source, split, channels, size, seed):
         return load_images(source, split=split, image_size=size, channels=channels, batch_size=None,
@@ -266,6 +268,8 @@ def _train_cyclegan(args):
     size = args.image_size or tuple(first.element_spec.shape[:2])
     second = side(args.data_b, args.split_b, args.channels_b, size,
                   None if args.seed is None else args.seed + 1)
+    if args.jitter:
+        first, second = random_jitter(first, seed=args.seed), random_jitter(second, seed=args.seed)
     dataset = pair_unpaired(first, second, batch_size=args.batch_size)
     steps = args.epochs * int(dataset.cardinality())
     decay = steps // 2 if args.decay_epochs is None else args.decay_epochs * int(dataset.cardinality())

@@ -130,7 +130,7 @@ def test_train_cyclegan_then_translate(tmp_path, capsys):
 
     out = tmp_path / "run"
     assert main(["train", "cyclegan", "--data-a", "digits", "--data-b", "digits", "--split-b", "test",
-                 "--channels-b", "3", "--image-size", "8", "--limit", "16", "--batch-size", "8", "--epochs", "2",
+                 "--channels-b", "3", "--image-size", "8", "--limit", "16", "--batch-size", "8", "--epochs", "2", "--jitter",
                  "--generator-filters", "4", "--discriminator-filters", "4", "--residual-blocks", "1",
                  "--discriminator-layers", "1", "--seed", "0", "--out", str(out)]) == 0
     history = json.load(open(out / "history.json"))

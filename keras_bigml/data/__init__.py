@@ -7,6 +7,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "load_images": "images",
     "network_available": "images",
     "pair_unpaired": "images",
+    "random_jitter": "images",
     "iter_table_chunks": "tables",
     "load_table": "tables",
 })

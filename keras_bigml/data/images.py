@@ -135,6 +135,34 @@ def load_images(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def random_jitter(dataset, enlarge=286 / 256, flip=True, seed=None):
+    """CycleGAN's jitter on a dataset of single images: enlarge, random crop back, random flip.
+
+    Each image is resized to ``enlarge`` times its size (286 for 256 pixels, as
+    in the paper), cropped back to its size at a random place, and mirrored left
+    to right with probability 1/2; new draws every epoch.
+
+    >>> ds = load_images("digits", batch_size=None, image_size=16, limit=4, shuffle=False)
+    >>> [tuple(image.shape) for image in random_jitter(ds, seed=0)][:2]
+    [(16, 16, 1), (16, 16, 1)]
+    """
+    if isinstance(dataset.element_spec, tuple) or dataset.element_spec.shape.rank != 3:
+        raise DataError("random_jitter takes a dataset of single images (load_images(..., batch_size=None)).")
+    height, width, channels = dataset.element_spec.shape
+    if height is None or width is None:
+        raise DataError("random_jitter needs images of one known size: load them with image_size=.")
+    big = (int(round(height * enlarge)), int(round(width * enlarge)))
+
+    def jitter(image, draw_seed):
+        seeds = tf.random.experimental.stateless_split(tf.stack([draw_seed, 0]), 2)
+        image = tf.image.resize(image, big)
+        image = tf.image.stateless_random_crop(image, (height, width, channels), seed=seeds[0])
+        return tf.image.stateless_random_flip_left_right(image, seed=seeds[1]) if flip else image
+
+    draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    return tf.data.Dataset.zip((dataset, draws)).map(jitter, num_parallel_calls=tf.data.AUTOTUNE)
+
+
 def pair_unpaired(dataset_a, dataset_b, *, batch_size=1, steps=None):
     """Zip two unpaired, unbatched image sets into batches of ``(image_a, image_b)``.
 

@@ -248,3 +248,20 @@ def test_binarization_changes_across_epochs_even_with_a_global_seed():
     np.testing.assert_array_equal(
         first_batch(seeded), first_batch(load_images(limit=64, batch_size=64, shuffle=False, binarize=True, seed=5))
     )
+
+
+def test_random_jitter_crops_and_flips_anew_each_epoch():
+    from keras_bigml.data import random_jitter
+
+    base = np.zeros((1, 8, 8), np.float32)
+    base[0, :, :2] = 1.0  # a bright band on the left
+    jittered = random_jitter(load_images(base, batch_size=None, shuffle=False), seed=0)
+    epochs = [next(iter(jittered)).numpy()[..., 0] for _ in range(12)]
+    assert all(image.shape == (8, 8) for image in epochs)
+    assert len({image.tobytes() for image in epochs}) > 1  # new draws every epoch
+    bright_left = [image[:, :4].sum() > image[:, 4:].sum() for image in epochs]
+    assert any(bright_left) and not all(bright_left)  # some flipped, some not
+    still = random_jitter(load_images(base, batch_size=None, shuffle=False), enlarge=1.0, flip=False, seed=0)
+    np.testing.assert_allclose(next(iter(still)).numpy()[..., 0], base[0], atol=1e-6)
+    with pytest.raises(DataError, match="single images"):
+        random_jitter(load_images(base, batch_size=1))
