@@ -190,3 +190,11 @@ def test_bad_configuration_and_batches_are_named():
     shared = keras.optimizers.Adam()
     with pytest.raises(ValueError, match="optimizer of its own"):
         model.compile(generator_ab_optimizer=shared, generator_ba_optimizer=shared)
+
+
+def test_photo_sized_defaults_build_the_papers_networks():
+    model = CycleGAN(generator_filters=4, discriminator_filters=4, seed=0)  # 256x256 RGB by default
+    blocks = sum(isinstance(layer, keras.layers.Add) for layer in model.generator_ab.layers)
+    assert blocks == 9 and model.discriminator_a.output_shape == (None, 32, 32, 1)
+    photo = np.random.default_rng(0).random((1, 256, 256, 3)).astype("float32")
+    assert model.translate(photo).shape == (1, 256, 256, 3)
