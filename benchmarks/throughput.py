@@ -65,7 +65,7 @@ def training_flops(kind, model):
         return 3 * (forward_flops(model.encoder) + forward_flops(model.decoder))
     g = forward_flops(model.generator_ab) + forward_flops(model.generator_ba)
     d = forward_flops(model.discriminator_a) + forward_flops(model.discriminator_b)
-    return 3 * 3 * g + 3 * d * 2 + 3 * 2 * d  # translate, cycle, identity; D in both steps
+    return 3 * 3 * g + 3 * d + 2 * 3 * d  # G: translate, cycle, identity; D: in the G step, then real and fake
 
 
 # --- plain references, written as keras.io writes them ---------------------------------------

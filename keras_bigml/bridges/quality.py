@@ -24,7 +24,7 @@ def image_statistics(images):
     dy = np.abs(np.diff(images, axis=1)).reshape(len(images), -1).mean(axis=1)
     dx = np.abs(np.diff(images, axis=2)).reshape(len(images), -1).mean(axis=1)
     bins = np.stack([np.histogram(row, bins=8, range=(0.0, 1.0))[0] for row in flat]) / flat.shape[1]
-    entropy = -np.sum(np.where(bins > 0, bins * np.log(np.where(bins > 0, bins, 1.0)), 0.0), axis=1)
+    entropy = -np.sum(bins * np.log(np.where(bins > 0, bins, 1.0)), axis=1)  # empty bins add 0
     return np.column_stack([
         flat.mean(axis=1), flat.std(axis=1), flat.min(axis=1), flat.max(axis=1),
         (flat > 0.5).mean(axis=1), (flat < 0.1).mean(axis=1), dx + dy, entropy,
