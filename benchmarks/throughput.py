@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_bigml.data import frame_digits
 from keras_bigml.generative import GAN, VAE, CycleGAN
 
 BATCH = {"gan": 64, "vae": 128, "cyclegan": 16}
@@ -216,8 +217,7 @@ def load_data():
     with np.load(common.require_dataset("mnist-subset.npz")) as archive:
         mnist = (archive["x_train"][..., None] / 255.0).astype("float32")
     with np.load(common.require_dataset("usps.npz")) as archive:
-        usps = tf.image.resize(archive["x_train"][..., None] / 255.0, (20, 20), antialias=True).numpy()
-    usps = np.pad(usps, ((0, 0), (4, 4), (4, 4), (0, 0))).astype("float32")
+        usps = frame_digits(archive["x_train"][..., None] / 255.0)
     return {"mnist": mnist, "usps": usps}
 
 

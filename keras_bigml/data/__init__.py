@@ -4,6 +4,7 @@ from keras_bigml.lazy import lazy_exports
 
 __getattr__, __all__ = lazy_exports(__name__, {
     "find_dataset": "images",
+    "frame_digits": "images",
     "load_images": "images",
     "network_available": "images",
     "pair_unpaired": "images",

@@ -163,6 +163,75 @@ def random_jitter(dataset, enlarge=286 / 256, flip=True, seed=None):
     return tf.data.Dataset.zip((dataset, draws)).map(jitter, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def frame_digits(images, size=28, box=20, threshold=0.1):
+    """Frame digit images the way MNIST's were made, for classifiers trained on MNIST.
+
+    Each image's ink bounding box (pixels above ``threshold``) is scaled, keeping
+    its aspect ratio, to fit a ``box`` x ``box`` square, and placed in a
+    ``size`` x ``size`` canvas so that its centre of mass falls on the centre
+    (shifted by whole pixels, as MNIST was). Digits that fill their frame, such
+    as USPS's, come out sized and placed like MNIST's.
+
+    Parameters
+    ----------
+    images : array of shape (n, height, width, channels)
+        Light ink on a dark background, values in [0, 1].
+    size, box : int
+    threshold : float
+        Ink level that counts for the bounding box.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n, size, size, channels), float32.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> bar = np.zeros((1, 16, 16, 1), "float32")
+    >>> bar[0, :, 6:10] = 1.0                  # a 16x4 stroke filling the height
+    >>> framed = frame_digits(bar)
+    >>> ink = framed[0, ..., 0] > 0.25         # now 20 rows high, 5 wide plus soft edges, centred
+    >>> np.flatnonzero(ink.any(axis=1))[[0, -1]].tolist(), np.flatnonzero(ink.any(axis=0))[[0, -1]].tolist()
+    ([4, 23], [11, 16])
+    """
+    images = np.asarray(images, np.float32)
+    if images.ndim != 4 or not len(images):
+        raise DataError(f"frame_digits takes a batch of NHWC images, got an array of shape {images.shape}.")
+    if not 0 < box <= size:
+        raise DataError(f"box must be between 1 and size ({size}), got {box}.")
+    ink = images.mean(axis=-1)
+    has_ink = ink > threshold
+    if not has_ink.any(axis=(1, 2)).all():
+        blank = int(np.flatnonzero(~has_ink.any(axis=(1, 2)))[0])
+        raise DataError(f"Image {blank} has no pixel above threshold={threshold}: nothing to frame.")
+    height, width = ink.shape[1:]
+    rows, cols = has_ink.any(axis=2), has_ink.any(axis=1)
+    top, bottom = rows.argmax(axis=1), height - 1 - rows[:, ::-1].argmax(axis=1)
+    left, right = cols.argmax(axis=1), width - 1 - cols[:, ::-1].argmax(axis=1)
+    # A square around the bounding box, sampled at box x box points; outside is 0.
+    half_side = (np.maximum(bottom - top, right - left) + 1) / 2.0
+    scale = box / (2.0 * half_side)
+    centre_y, centre_x = (top + bottom) / 2.0, (left + right) / 2.0
+    span = half_side - 0.5 / scale
+    squares = np.stack([centre_y - span, centre_x - span, centre_y + span, centre_x + span], axis=1)
+    # Sampled from the images with a border of zeros, so edge pixels blend into the background.
+    squares = (squares + 1.0) / np.array([height + 1, width + 1, height + 1, width + 1])
+    bordered = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    digits = tf.image.crop_and_resize(bordered, squares.astype(np.float32), np.arange(len(images)), (box, box))
+    margin = size - box
+    canvas = np.pad(digits.numpy(), ((0, 0), (margin // 2, margin - margin // 2), (margin // 2, margin - margin // 2), (0, 0)))
+    # Move the centre of mass to the centre, by whole pixels.
+    mass = canvas.mean(axis=-1)
+    total = mass.sum(axis=(1, 2))
+    grid = np.arange(size)
+    shift_y = np.rint((size - 1) / 2.0 - (mass.sum(axis=2) @ grid) / total).astype(int)
+    shift_x = np.rint((size - 1) / 2.0 - (mass.sum(axis=1) @ grid) / total).astype(int)
+    framed = np.zeros_like(canvas)
+    for i, (dy, dx) in enumerate(zip(shift_y, shift_x)):
+        framed[i] = _shifted(canvas[i], dy, dx)
+    return np.clip(framed, 0.0, 1.0)
+
+
 def pair_unpaired(dataset_a, dataset_b, *, batch_size=1, steps=None):
     """Zip two unpaired, unbatched image sets into batches of ``(image_a, image_b)``.
 
@@ -455,6 +524,16 @@ def _check_value_range(value_range):
     if not low < high:
         raise DataError(f"value_range must be (low, high) with low < high, got {value_range!r}.")
     return low, high
+
+
+def _shifted(image, dy, dx):
+    """``image`` moved down ``dy`` and right ``dx`` pixels, zeros coming in."""
+    height, width = image.shape[:2]
+    out = np.zeros_like(image)
+    out[max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = (
+        image[max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)]
+    )
+    return out
 
 
 def _describe(source):

@@ -8,7 +8,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from keras_bigml.data import images as images_module
-from keras_bigml.data import find_dataset, load_images, network_available, pair_unpaired
+from keras_bigml.data import find_dataset, frame_digits, load_images, network_available, pair_unpaired
 from keras_bigml.errors import DataError, DownloadUnavailableError
 
 
@@ -265,3 +265,42 @@ def test_random_jitter_crops_and_flips_anew_each_epoch():
     np.testing.assert_allclose(next(iter(still)).numpy()[..., 0], base[0], atol=1e-6)
     with pytest.raises(DataError, match="single images"):
         random_jitter(load_images(base, batch_size=1))
+
+
+@pytest.mark.parametrize("top, left, height, width", [(0, 0, 16, 8), (9, 2, 6, 3), (3, 4, 4, 12)])
+def test_frame_digits_fits_the_ink_into_the_box_keeping_its_aspect_and_centres_its_mass(top, left, height, width):
+    digits = np.zeros((2, 16, 16, 3), np.float32)
+    digits[:, top : top + height, left : left + width] = 1.0
+    framed = frame_digits(digits)
+    assert framed.shape == (2, 28, 28, 3)
+    ink = framed[0, ..., 0]
+    rows, cols = np.nonzero(ink > 0.5)
+    framed_height, framed_width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+    scale = 20 / max(height, width)
+    assert abs(framed_height - height * scale) <= 1 and abs(framed_width - width * scale) <= 1
+    grid = np.arange(28)
+    centre = (ink.sum(axis=1) @ grid / ink.sum(), ink.sum(axis=0) @ grid / ink.sum())
+    assert np.allclose(centre, 13.5, atol=0.5)
+
+
+def test_frame_digits_names_bad_input():
+    digits = np.zeros((3, 16, 16, 1), np.float32)
+    digits[0, 4:8, 4:8] = 1.0
+    digits[2, 4:8, 4:8] = 1.0
+    with pytest.raises(DataError, match="Image 1 has no pixel above"):
+        frame_digits(digits)
+    with pytest.raises(DataError, match="NHWC"):
+        frame_digits(digits[..., 0])
+    with pytest.raises(DataError, match="box must be"):
+        frame_digits(digits[:1], box=30)
+
+
+def test_frame_digits_centres_the_mass_not_the_box():
+    seven = np.zeros((1, 16, 16, 1), np.float32)
+    seven[0, :3, :] = 1.0  # the bar: most of the ink is at the top
+    seven[0, :, 13:] = 1.0
+    ink = frame_digits(seven)[0, ..., 0]
+    grid = np.arange(28)
+    assert np.allclose((ink.sum(axis=1) @ grid / ink.sum(), ink.sum(axis=0) @ grid / ink.sum()), 13.5, atol=0.5)
+    rows = np.flatnonzero((ink > 0.5).any(axis=1))
+    assert rows.min() > 4  # pushed down from where a centred 20x20 box would start
