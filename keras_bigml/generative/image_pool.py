@@ -67,26 +67,37 @@ class ImagePool(SavedSeedState, keras.layers.Layer):
         return self._query(everyone)[start : start + tf.shape(images)[0]]
 
     def _query(self, images):
+        """The image-by-image algorithm, computed for the whole batch at once.
+
+        The first images fill the free slots; after that image ``i`` swaps with
+        probability 1/2 with slot ``slots[i]``, whose content is then the image of
+        the last earlier swap into the same slot in this batch, or else what the
+        pool held.
+        """
         n = tf.shape(images)[0]
         swap = keras.random.uniform((n,), seed=self.seed_generator) < 0.5
         slots = keras.random.randint((n,), 0, self.pool_size, seed=self.seed_generator, dtype="int32")
-
-        def step(i, pool, count, returned):
-            filling = count < self.pool_size
-            slot = tf.where(filling, count, slots[i])
-            from_pool = tf.logical_and(tf.logical_not(filling), swap[i])
-            returned = returned.write(i, tf.where(from_pool, pool[slot], images[i]))
-            stored = tf.where(tf.logical_or(filling, from_pool), images[i], pool[slot])
-            pool = tf.tensor_scatter_nd_update(pool, [[slot]], stored[None])
-            return i + 1, pool, count + tf.cast(filling, tf.int32), returned
-
-        returned = tf.TensorArray(tf.float32, size=n, element_shape=self.image_shape)
-        _, pool, count, returned = tf.while_loop(
-            lambda i, *_: i < n, step, (tf.constant(0), self.images.value, self.count.value, returned)
+        order = tf.range(n)
+        count = self.count.value
+        filling = tf.minimum(n, self.pool_size - count)
+        pool = tf.tensor_scatter_nd_update(self.images.value, (count + order[:filling])[:, None], images[:filling])
+        swapping = tf.logical_and(swap, order >= filling)
+        same_slot = tf.logical_and(tf.equal(slots[:, None], slots[None, :]), swapping[None, :])
+        earlier = tf.logical_and(same_slot, order[None, :] < order[:, None])
+        later = tf.logical_and(same_slot, order[None, :] > order[:, None])
+        last_earlier = tf.reduce_max(tf.where(earlier, order[None, :], -1), axis=1)
+        held = tf.where(
+            (last_earlier >= 0)[:, None, None, None],
+            tf.gather(images, tf.maximum(last_earlier, 0)), tf.gather(pool, slots),
+        )
+        returned = tf.where(swapping[:, None, None, None], held, images)
+        final = tf.logical_and(swapping, tf.logical_not(tf.reduce_any(later, axis=1)))
+        pool = tf.tensor_scatter_nd_update(
+            pool, tf.boolean_mask(slots, final)[:, None], tf.boolean_mask(images, final)
         )
         self.images.assign(pool)
-        self.count.assign(count)
-        return returned.stack()
+        self.count.assign(count + filling)
+        return returned
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -45,3 +45,24 @@ def test_same_seed_same_choices_and_config_round_trip():
 def test_negative_size_is_refused():
     with pytest.raises(ValueError, match="pool_size must be 0 or more"):
         ImagePool((2, 2, 1), pool_size=-1)
+
+
+def test_a_batch_is_handled_image_by_image():
+    # With one slot, every swap returns the image stored last: the previous swapped
+    # image of the same batch, or what the pool held before the batch.
+    pool = ImagePool((2, 2, 1), pool_size=1, seed=3)
+    held, swaps = None, 0
+    for batch in range(6):
+        values = [100 * batch + i for i in range(8)]
+        out = pool(constant_images(values)).numpy()[:, 0, 0, 0]
+        for position, (new, got) in enumerate(zip(values, out)):
+            if held is None:  # the first image fills the pool
+                assert got == new
+            elif got != new:
+                assert got == held
+                swaps += 1
+            else:
+                continue
+            held = new
+        assert pool.images.numpy()[0, 0, 0, 0] == held
+    assert 10 < swaps < 38
