@@ -224,8 +224,8 @@ def frame_digits(images, size=28, box=20, threshold=0.1):
     mass = canvas.mean(axis=-1)
     total = mass.sum(axis=(1, 2))
     grid = np.arange(size)
-    shift_y = np.rint((size - 1) / 2.0 - (mass.sum(axis=2) @ grid) / total).astype(int)
-    shift_x = np.rint((size - 1) / 2.0 - (mass.sum(axis=1) @ grid) / total).astype(int)
+    shift_y = np.rint(size / 2.0 - (mass.sum(axis=2) @ grid) / total).astype(int)  # MNIST's centre: 14.0
+    shift_x = np.rint(size / 2.0 - (mass.sum(axis=1) @ grid) / total).astype(int)
     framed = np.zeros_like(canvas)
     for i, (dy, dx) in enumerate(zip(shift_y, shift_x)):
         framed[i] = _shifted(canvas[i], dy, dx)
