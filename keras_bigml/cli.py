@@ -196,6 +196,9 @@ def _add_cyclegan_arguments(parser):
     parser.add_argument("--identity-weight", type=float,
                         help="multiple of the cycle weight (default 0.5, or 0 when channels differ)")
     parser.add_argument("--pool-size", type=int, default=50)
+    parser.add_argument("--semantic-classifier", metavar="MODEL.keras",
+                        help="a saved classifier of both domains' images: adds CyCADA's semantic consistency loss")
+    parser.add_argument("--semantic-weight", type=float, default=1.0)
     parser.add_argument("--decay-epochs", type=int,
                         help="final epochs over which the learning rate falls to zero (default: half)")
     _add_run_arguments(parser, batch_size=1, learning_rate=2e-4)
@@ -275,15 +278,23 @@ def _train_cyclegan(args):
     decay = steps // 2 if args.decay_epochs is None else args.decay_epochs * int(dataset.cardinality())
 
     def build():
+        import keras
+
         from keras_bigml.generative import CycleGAN
         from keras_bigml.generative.schedules import LinearDecay
 
+        semantic_classifier = None
+        if args.semantic_classifier:
+            if not os.path.isfile(args.semantic_classifier):
+                raise FileNotFoundError(f"No classifier file at {args.semantic_classifier} (--semantic-classifier).")
+            semantic_classifier = keras.saving.load_model(args.semantic_classifier)
         model = CycleGAN(
             tuple(first.element_spec.shape), tuple(second.element_spec.shape), generator=args.generator,
             generator_filters=args.generator_filters, discriminator_filters=args.discriminator_filters,
             residual_blocks=args.residual_blocks, discriminator_layers=args.discriminator_layers,
             cycle_weight=args.cycle_weight, identity_weight=args.identity_weight,
-            pool_size=args.pool_size, seed=args.seed,
+            pool_size=args.pool_size, semantic_classifier=semantic_classifier,
+            semantic_weight=args.semantic_weight, seed=args.seed,
         )
         model.compile(loss=args.loss, learning_rate=LinearDecay(args.learning_rate, steps - decay, max(decay, 1)))
         return model

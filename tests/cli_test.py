@@ -151,6 +151,23 @@ def test_train_cyclegan_then_translate(tmp_path, capsys):
     assert "No trained model" in capsys.readouterr().err
 
 
+def test_train_cyclegan_with_a_semantic_classifier(tmp_path, capsys):
+    import keras
+
+    inputs = keras.Input((8, 8, 1))
+    classifier = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(inputs)))
+    classifier.save(tmp_path / "digits.keras")
+    common = ["train", "cyclegan", "--data-a", "digits", "--data-b", "digits", "--split-b", "test",
+              "--limit", "16", "--batch-size", "8", "--epochs", "1", "--generator-filters", "4",
+              "--discriminator-filters", "4", "--residual-blocks", "1", "--discriminator-layers", "1", "--seed", "0"]
+    assert main([*common, "--semantic-classifier", str(tmp_path / "digits.keras"), "--semantic-weight", "2",
+                 "--out", str(tmp_path / "run")]) == 0
+    history = json.load(open(tmp_path / "run" / "history.json"))
+    assert history["semantic_loss"][0] > 0
+    assert main([*common, "--semantic-classifier", str(tmp_path / "none.keras"), "--out", str(tmp_path / "bad")]) == 1
+    assert "No classifier file at" in capsys.readouterr().err
+
+
 def test_evaluate_prints_and_saves_generator_metrics(tmp_path, capsys):
     out = tmp_path / "cgan"
     assert main(["train", "cgan", "--epochs", "1", "--limit", "64", "--batch-size", "16", "--latent-dim", "4",

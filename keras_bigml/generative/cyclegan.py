@@ -49,6 +49,13 @@ class CycleGAN(keras.Model):
         None means 0.5 when the domains have the same channels, else 0.
     pool_size : int
         Past fakes kept for the discriminators (50; 0 turns the pool off).
+    semantic_classifier : keras.Model, optional
+        A frozen classifier of images in [0, 1] (both domains of one shape),
+        e.g. trained on the labelled domain. With it the generators also
+        minimize CyCADA's semantic consistency loss: the classifier must read
+        each translation as it reads the source image. It is saved with the model.
+    semantic_weight : float
+        Weight of that loss (1, as in CyCADA).
     seed : int, optional
 
     Examples
@@ -79,6 +86,8 @@ class CycleGAN(keras.Model):
         cycle_weight=10.0,
         identity_weight=None,
         pool_size=50,
+        semantic_classifier=None,
+        semantic_weight=1.0,
         seed=None,
         **kwargs,
     ):
@@ -99,6 +108,11 @@ class CycleGAN(keras.Model):
                 f"identity_weight={identity_weight} needs the same channels in both domains "
                 f"(A has {self.image_shape_a[2]}, B has {self.image_shape_b[2]}); set it to 0."
             )
+        if semantic_classifier is not None and self.image_shape_a != self.image_shape_b:
+            raise ValueError(
+                f"A semantic_classifier reads both domains, so they need one image shape; A is "
+                f"{self.image_shape_a}, B is {self.image_shape_b}."
+            )
         self.generator_kind = generator
         self.generator_filters = generator_filters
         self.discriminator_filters = discriminator_filters
@@ -108,6 +122,10 @@ class CycleGAN(keras.Model):
         self.cycle_weight = float(cycle_weight)
         self.identity_weight = float(identity_weight)
         self.pool_size = pool_size
+        self.semantic_classifier = semantic_classifier
+        self.semantic_weight = float(semantic_weight)
+        if semantic_classifier is not None:
+            semantic_classifier.trainable = False
         self.seed = seed
         self.generator_ab = self._generator(self.image_shape_a, self.image_shape_b[2], "generator_ab")
         self.generator_ba = self._generator(self.image_shape_b, self.image_shape_a[2], "generator_ba")
@@ -120,10 +138,10 @@ class CycleGAN(keras.Model):
         pool_seeds = (None, None) if seed is None else (seed, seed + 1)
         self.pool_a = ImagePool(self.image_shape_a, pool_size, seed=pool_seeds[0], name="pool_a")
         self.pool_b = ImagePool(self.image_shape_b, pool_size, seed=pool_seeds[1], name="pool_b")
-        self.trackers = {
-            name: keras.metrics.Mean(name=name)
-            for name in ("g_loss", "cycle_loss", "identity_loss", "d_a_loss", "d_b_loss")
-        }
+        tracked = ("g_loss", "cycle_loss", "identity_loss", "d_a_loss", "d_b_loss")
+        if semantic_classifier is not None:
+            tracked += ("semantic_loss",)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in tracked}
         self.loss_kind = None
         self.built = True
 
@@ -224,26 +242,24 @@ class CycleGAN(keras.Model):
         with tf.GradientTape(persistent=True) as tape:
             fake_b = self._generate(self.generator_ab, real_a, True)
             fake_a = self._generate(self.generator_ba, real_b, True)
-            g_loss, cycle, identity = self._generator_losses(real_a, real_b, fake_a, fake_b, True)
-            g_mean = global_mean(g_loss)
+            values = self._generator_losses(real_a, real_b, fake_a, fake_b, True)
+            g_mean = global_mean(values["g_loss"])
             scaled = {name: self.optimizers[name].scale_loss(g_mean) for name in ("generator_ab", "generator_ba")}
         for name, loss in scaled.items():
             self._apply(name, tape.gradient(loss, getattr(self, name).trainable_variables))
         del tape
-        d_losses = [
-            self._discriminator_step("discriminator_a", real_a, self.pool_a(fake_a)),
-            self._discriminator_step("discriminator_b", real_b, self.pool_b(fake_b)),
-        ]
-        return self._update_trackers(g_loss, cycle, identity, *d_losses)
+        values["d_a_loss"] = self._discriminator_step("discriminator_a", real_a, self.pool_a(fake_a))
+        values["d_b_loss"] = self._discriminator_step("discriminator_b", real_b, self.pool_b(fake_b))
+        return self._update_trackers(values)
 
     def test_step(self, data):
         real_a, real_b = self._unpack(data)
         fake_b = self._generate(self.generator_ab, real_a, False)
         fake_a = self._generate(self.generator_ba, real_b, False)
-        g_loss, cycle, identity = self._generator_losses(real_a, real_b, fake_a, fake_b, False)
-        d_a = self._discriminator_loss(self.discriminator_a, real_a, fake_a, False)
-        d_b = self._discriminator_loss(self.discriminator_b, real_b, fake_b, False)
-        return self._update_trackers(g_loss, cycle, identity, d_a, d_b)
+        values = self._generator_losses(real_a, real_b, fake_a, fake_b, False)
+        values["d_a_loss"] = self._discriminator_loss(self.discriminator_a, real_a, fake_a, False)
+        values["d_b_loss"] = self._discriminator_loss(self.discriminator_b, real_b, fake_b, False)
+        return self._update_trackers(values)
 
     def serving_functions(self):
         """Signatures for `keras_bigml.export`: ``a_to_b(images)`` and ``b_to_a(images)``."""
@@ -262,11 +278,22 @@ class CycleGAN(keras.Model):
             "discriminator_filters": self.discriminator_filters, "downsamplings": self.downsamplings,
             "residual_blocks": self.residual_blocks, "discriminator_layers": self.discriminator_layers,
             "cycle_weight": self.cycle_weight, "identity_weight": self.identity_weight,
-            "pool_size": self.pool_size, "seed": self.seed,
+            "pool_size": self.pool_size, "semantic_weight": self.semantic_weight, "seed": self.seed,
+            "semantic_classifier": (
+                None if self.semantic_classifier is None
+                else keras.saving.serialize_keras_object(self.semantic_classifier)
+            ),
         }
 
+    @classmethod
+    def from_config(cls, config):
+        if config.get("semantic_classifier") is not None:
+            config = {**config, "semantic_classifier": keras.saving.deserialize_keras_object(config["semantic_classifier"])}
+        return cls(**config)
+
     def _generator_losses(self, real_a, real_b, fake_a, fake_b, training):
-        """Per-example total generator loss, cycle loss and identity loss."""
+        """Per-example ``g_loss`` (the total), ``cycle_loss``, ``identity_loss`` and, with a
+        semantic classifier, ``semantic_loss``."""
         adversarial = losses.generator_loss(
             self.loss_kind, self.discriminator_b(fake_b, training=training)
         ) + losses.generator_loss(self.loss_kind, self.discriminator_a(fake_a, training=training))
@@ -279,7 +306,15 @@ class CycleGAN(keras.Model):
                 real_b, self._generate(self.generator_ab, real_b, training)
             ) + losses.mean_absolute_error(real_a, self._generate(self.generator_ba, real_a, training))
         total = adversarial + self.cycle_weight * (cycle + self.identity_weight * identity)
-        return total, cycle, identity
+        values = {"cycle_loss": cycle, "identity_loss": identity}
+        if self.semantic_classifier is not None:
+            values["semantic_loss"] = self._semantic_loss(real_a, fake_b) + self._semantic_loss(real_b, fake_a)
+            total += self.semantic_weight * values["semantic_loss"]
+        return {"g_loss": total, **values}
+
+    def _semantic_loss(self, source, translated):
+        read = lambda images: self.semantic_classifier((images + 1.0) / 2.0, training=False)
+        return losses.semantic_consistency(tf.stop_gradient(read(source)), read(translated))
 
     def _discriminator_step(self, name, real, fake):
         discriminator = getattr(self, name)
@@ -305,10 +340,9 @@ class CycleGAN(keras.Model):
         outputs = self._generate(generator, tf.cast(images, tf.float32) * 2.0 - 1.0, training)
         return tf.clip_by_value((outputs + 1.0) / 2.0, 0.0, 1.0)
 
-    def _update_trackers(self, g_loss, cycle, identity, d_a, d_b):
-        values = (g_loss, cycle, identity, d_a, d_b)
-        for tracker, value in zip(self.trackers.values(), values):
-            tracker.update_state(value)
+    def _update_trackers(self, values):
+        for name, tracker in self.trackers.items():
+            tracker.update_state(values[name])
         return step_logs({name: tracker.result() for name, tracker in self.trackers.items()})
 
     def _unpack(self, data):

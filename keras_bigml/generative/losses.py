@@ -137,3 +137,19 @@ def gradient_penalty(critic, real, fake, alpha):
     gradients = tape.gradient(scores, mixed)
     norm = tf.sqrt(_sum_per_example(tf.square(gradients)) + 1e-12)
     return tf.square(norm - 1.0)
+
+
+def semantic_consistency(source_probabilities, translated_probabilities):
+    """Per-example cross-entropy of a classifier's reading of a translation against its
+    reading of the source image (CyCADA's semantic consistency, Hoffman et al., 2018).
+
+    The label is the source image's most probable class, held fixed (no gradient
+    flows into it).
+
+    >>> source = tf.constant([[0.1, 0.9], [0.8, 0.2]])
+    >>> [round(float(v), 4) for v in semantic_consistency(source, tf.constant([[0.5, 0.5], [0.8, 0.2]]))]
+    [0.6931, 0.2231]
+    """
+    labels = tf.stop_gradient(tf.argmax(source_probabilities, axis=-1))
+    translated = tf.cast(translated_probabilities, tf.float32)
+    return -tf.math.log(tf.maximum(tf.gather(translated, labels, batch_dims=1), 1e-7))

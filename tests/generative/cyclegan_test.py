@@ -50,7 +50,8 @@ def test_generator_loss_is_adversarial_plus_weighted_cycle_and_identity(loss):
     rng = np.random.default_rng(0)
     a, b = (tf.constant(rng.uniform(-1, 1, (3, 8, 8, 1)), tf.float32) for _ in range(2))
     fake_b, fake_a = model.generator_ab(a), model.generator_ba(b)
-    total, cycle, identity = model._generator_losses(a, b, fake_a, fake_b, training=False)
+    values = model._generator_losses(a, b, fake_a, fake_b, training=False)
+    total, cycle, identity = values["g_loss"], values["cycle_loss"], values["identity_loss"]
     by_hand_cycle = (np.abs(a - model.generator_ba(fake_b)).mean(axis=(1, 2, 3))
                      + np.abs(b - model.generator_ab(fake_a)).mean(axis=(1, 2, 3)))
     by_hand_identity = (np.abs(b - model.generator_ab(b)).mean(axis=(1, 2, 3))
@@ -167,6 +168,53 @@ def test_save_and_load_keep_four_optimizers_and_the_pools(tmp_path):
     loaded.fit(pairs(channels_b=3), epochs=1, verbose=0)
     assert int(loaded.optimizers["generator_ba"].iterations) == 8
 
+
+
+def digit_classifier(size=8, classes=3):
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((size, size, 1))
+    outputs = keras.layers.Dense(classes, activation="softmax")(keras.layers.Flatten()(inputs))
+    return keras.Model(inputs, outputs)
+
+
+def test_semantic_consistency_adds_the_classifiers_disagreement_to_the_generator_loss():
+    classifier = digit_classifier()
+    model = CycleGAN((8, 8, 1), (8, 8, 1), **TINY, semantic_classifier=classifier, semantic_weight=3.0, seed=0)
+    plain = CycleGAN.from_config({**model.get_config(), "semantic_classifier": None})
+    for name in NETWORKS:
+        getattr(plain, name).set_weights(getattr(model, name).get_weights())
+    for m in (model, plain):
+        m.compile()
+    rng = np.random.default_rng(0)
+    a, b = (tf.constant(rng.uniform(-1, 1, (4, 8, 8, 1)), tf.float32) for _ in range(2))
+    fake_b, fake_a = model.generator_ab(a), model.generator_ba(b)
+    values = model._generator_losses(a, b, fake_a, fake_b, training=False)
+    read = lambda images: classifier((images + 1.0) / 2.0).numpy()
+    by_hand = sum(
+        -np.log(read(translated)[np.arange(4), read(source).argmax(axis=1)])
+        for source, translated in ((a, fake_b), (b, fake_a))
+    )
+    np.testing.assert_allclose(values["semantic_loss"], by_hand, rtol=1e-5)
+    without = plain._generator_losses(a, b, fake_a, fake_b, training=False)["g_loss"]
+    np.testing.assert_allclose(values["g_loss"], without + 3.0 * by_hand, rtol=1e-5)
+
+
+def test_semantic_classifier_stays_frozen_and_is_saved_with_the_model(tmp_path):
+    classifier = digit_classifier()
+    frozen = [w.copy() for w in classifier.get_weights()]
+    model = CycleGAN((8, 8, 1), (8, 8, 1), **TINY, semantic_classifier=classifier, seed=0)
+    model.compile()
+    history = model.fit(pairs(), epochs=1, verbose=0).history
+    assert np.isfinite(history["semantic_loss"][0]) and history["semantic_loss"][0] > 0
+    for before, after in zip(frozen, classifier.get_weights()):
+        np.testing.assert_array_equal(before, after)
+    model.save(tmp_path / "semantic.keras")
+    loaded = keras.saving.load_model(tmp_path / "semantic.keras")
+    images = np.random.default_rng(1).random((3, 8, 8, 1)).astype("float32")
+    np.testing.assert_allclose(loaded.semantic_classifier(images), classifier(images), atol=1e-6)
+    np.testing.assert_allclose(loaded.translate(images), model.translate(images), atol=1e-6)
+    with pytest.raises(ValueError, match="semantic_classifier reads both domains"):
+        CycleGAN((8, 8, 1), (8, 8, 3), **TINY, semantic_classifier=classifier)
 
 def test_bad_configuration_and_batches_are_named():
     with pytest.raises(ValueError, match="image sizes differ: A is 8x8, B is 16x16"):
