@@ -219,7 +219,8 @@ def frame_digits(images, size=28, box=20, threshold=0.1):
     bordered = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)))
     digits = tf.image.crop_and_resize(bordered, squares.astype(np.float32), np.arange(len(images)), (box, box))
     margin = size - box
-    canvas = np.pad(digits.numpy(), ((0, 0), (margin // 2, margin - margin // 2), (margin // 2, margin - margin // 2), (0, 0)))
+    sides = (margin // 2, margin - margin // 2)
+    canvas = np.pad(digits.numpy(), ((0, 0), sides, sides, (0, 0)))
     # Move the centre of mass to the centre, by whole pixels.
     mass = canvas.mean(axis=-1)
     total = mass.sum(axis=(1, 2))

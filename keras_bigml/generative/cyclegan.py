@@ -288,7 +288,8 @@ class CycleGAN(keras.Model):
     @classmethod
     def from_config(cls, config):
         if config.get("semantic_classifier") is not None:
-            config = {**config, "semantic_classifier": keras.saving.deserialize_keras_object(config["semantic_classifier"])}
+            classifier = keras.saving.deserialize_keras_object(config["semantic_classifier"])
+            config = {**config, "semantic_classifier": classifier}
         return cls(**config)
 
     def _generator_losses(self, real_a, real_b, fake_a, fake_b, training):
