@@ -168,9 +168,10 @@ def frame_digits(images, size=28, box=20, threshold=0.1):
 
     Each image's ink bounding box (pixels above ``threshold``) is scaled, keeping
     its aspect ratio, to fit a ``box`` x ``box`` square, and placed in a
-    ``size`` x ``size`` canvas so that its centre of mass falls on the centre
-    (shifted by whole pixels, as MNIST was). Digits that fill their frame, such
-    as USPS's, come out sized and placed like MNIST's.
+    ``size`` x ``size`` canvas so that its centre of mass falls at pixel
+    coordinates (size/2, size/2), where MNIST's centres of mass are (shifted by
+    whole pixels, as MNIST was). Digits that fill their frame, such as USPS's,
+    come out sized and placed like MNIST's.
 
     Parameters
     ----------
