@@ -78,16 +78,18 @@ def main():
     print(f"MNIST classifier trained in {watch.seconds():.0f} s: MNIST test accuracy "
           f"{accuracy(classifier, data['mnist_test'], data['mnist_test_labels']):.4f}")
     labels = data["usps_test_labels"]
-    baselines = {name: accuracy(classifier, prepare(data["usps_test"]), labels)
-                 for name, prepare in (("resized", resized), ("framed", frame_digits))}
-    prepare = frame_digits if args.usps_input == "framed" else resized
-    usps_train, usps_test = prepare(data["usps_train"]), prepare(data["usps_test"])
+    preparations = {"resized": resized, "framed": frame_digits}
+    test_inputs = {name: prepare(data["usps_test"]) for name, prepare in preparations.items()}
+    baselines = {name: accuracy(classifier, images, labels) for name, images in test_inputs.items()}
+    usps_train, usps_test = preparations[args.usps_input](data["usps_train"]), test_inputs[args.usps_input]
 
     semantic_classifier = None
     if args.semantic_weight:
+        watch = common.Stopwatch()
         semantic_classifier = train_classifier(
             data["mnist_train"], data["mnist_train_labels"], epochs=args.classifier_epochs, seed=1
         )
+        print(f"semantic classifier (seed 1) trained in {watch.seconds():.0f} s")
 
     keras.utils.set_random_seed(0)
     side = lambda images, seed: load_images(images, batch_size=None, seed=seed)

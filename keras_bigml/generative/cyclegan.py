@@ -315,7 +315,7 @@ class CycleGAN(keras.Model):
 
     def _semantic_loss(self, source, translated):
         read = lambda images: self.semantic_classifier((images + 1.0) / 2.0, training=False)
-        return losses.semantic_consistency(tf.stop_gradient(read(source)), read(translated))
+        return losses.semantic_consistency(read(source), read(translated))
 
     def _discriminator_step(self, name, real, fake):
         discriminator = getattr(self, name)

@@ -169,7 +169,6 @@ def test_save_and_load_keep_four_optimizers_and_the_pools(tmp_path):
     assert int(loaded.optimizers["generator_ba"].iterations) == 8
 
 
-
 def digit_classifier(size=8, classes=3):
     keras.utils.set_random_seed(5)
     inputs = keras.Input((size, size, 1))
@@ -203,6 +202,8 @@ def test_semantic_classifier_stays_frozen_and_is_saved_with_the_model(tmp_path):
     classifier = digit_classifier()
     frozen = [w.copy() for w in classifier.get_weights()]
     model = CycleGAN((8, 8, 1), (8, 8, 1), **TINY, semantic_classifier=classifier, seed=0)
+    trained = {id(v) for v in model.trainable_weights}
+    assert not any(id(v) in trained for v in classifier.weights)
     model.compile()
     history = model.fit(pairs(), epochs=1, verbose=0).history
     assert np.isfinite(history["semantic_loss"][0]) and history["semantic_loss"][0] > 0
@@ -215,6 +216,7 @@ def test_semantic_classifier_stays_frozen_and_is_saved_with_the_model(tmp_path):
     np.testing.assert_allclose(loaded.translate(images), model.translate(images), atol=1e-6)
     with pytest.raises(ValueError, match="semantic_classifier reads both domains"):
         CycleGAN((8, 8, 1), (8, 8, 3), **TINY, semantic_classifier=classifier)
+
 
 def test_bad_configuration_and_batches_are_named():
     with pytest.raises(ValueError, match="image sizes differ: A is 8x8, B is 16x16"):

@@ -55,7 +55,7 @@ def test_a_batch_is_handled_image_by_image():
     for batch in range(6):
         values = [100 * batch + i for i in range(8)]
         out = pool(constant_images(values)).numpy()[:, 0, 0, 0]
-        for position, (new, got) in enumerate(zip(values, out)):
+        for new, got in zip(values, out):
             if held is None:  # the first image fills the pool
                 assert got == new
             elif got != new:
