@@ -387,19 +387,19 @@ def _quickstart(args):
 
 
 def _classical(args):
-    from keras_bigml.classical.workflow import run_classical
+    from keras_bigml.workflows.classical import train_classical
 
-    result = run_classical(
+    result = train_classical(
         args.algo, args.data, args.out, target=args.target, task=args.task, tune_method=args.tune,
         test_size=args.test_size, random_state=args.seed, dask=args.dask,
     )
-    report = result["report"]
+    report = result.report
     metrics = report["test"]
     shown = ("accuracy", "roc_auc") if report["task"] == "classification" else ("r2", "mae", "rmse")
     summary = ", ".join(f"{name} {metrics[name]:.4f}" for name in shown if name in metrics)
     print(f"{args.algo} ({report['task']}) on {report['test_rows']} held-out rows: {summary}")
     print("Wrote:")
-    for name, path in result["paths"].items():
+    for name, path in result.paths.items():
         print(f"  {name:18s} {path}")
 
 

@@ -11,7 +11,7 @@ def test_tables_and_classical_reports_do_not_import_tensorflow():
         "import sys\n"
         "from keras_bigml.data import load_table\n"
         "from keras_bigml.evaluation import classification_report\n"
-        "import keras_bigml.classical.workflow\n"
+        "import keras_bigml.workflows.classical\n"
         "print('tensorflow' in sys.modules)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -1,8 +1,9 @@
-"""The whole classical workflow in one call: load, split, (tune), train, evaluate, save."""
+"""Train and report a classical model in one call: load, split, (tune), train, evaluate, save."""
 
 import contextlib
 import json
 import os
+from dataclasses import dataclass, field
 
 from sklearn.model_selection import train_test_split
 
@@ -15,7 +16,16 @@ from keras_bigml.evaluation.classical import classification_report, regression_r
 from keras_bigml.files import atomic_path
 
 
-def run_classical(algorithm, source, out_dir, *, target=None, task=None, tune_method=None,
+@dataclass
+class ClassicalResult:
+    """What `train_classical` measured and wrote."""
+
+    report: dict
+    paths: dict = field(default_factory=dict)
+    model: object = None
+
+
+def train_classical(algorithm, source, out_dir, *, target=None, task=None, tune_method=None,
                   test_size=0.25, random_state=0, dask=None):
     """Train ``algorithm`` on a table and write report, plots and model to ``out_dir``.
 
@@ -37,13 +47,14 @@ def run_classical(algorithm, source, out_dir, *, target=None, task=None, tune_me
 
     Returns
     -------
-    dict with ``report`` (the metrics) and ``paths`` (files written).
+    ClassicalResult
+        ``report`` (the metrics), ``paths`` (files written) and the fitted ``model``.
 
     Examples
     --------
     >>> import tempfile
-    >>> result = run_classical("decision_tree", "iris", tempfile.mkdtemp())
-    >>> result["report"]["task"], result["report"]["test"]["accuracy"] > 0.85
+    >>> result = train_classical("decision_tree", "iris", tempfile.mkdtemp())
+    >>> result.report["task"], result.report["test"]["accuracy"] > 0.85
     ('classification', True)
     """
     X, y = load_table(source, target)
@@ -78,7 +89,7 @@ def run_classical(algorithm, source, out_dir, *, target=None, task=None, tune_me
     paths["report"] = os.path.join(out_dir, "report.json")
     with atomic_path(paths["report"]) as tmp, open(tmp, "w") as file:
         json.dump(report, file, indent=1)
-    return {"report": report, "paths": paths, "model": model}
+    return ClassicalResult(report, paths, model)
 
 
 def _plain(params):
