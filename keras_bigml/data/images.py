@@ -13,17 +13,21 @@ Sources
 Every image comes out float32, NHWC, in ``value_range`` (default ``[0, 1]``).
 """
 
+import numbers
 import os
 import socket
+import warnings
 
 import numpy as np
 import tensorflow as tf
 
-from keras_bigml.errors import DataError, DownloadUnavailableError
+from keras_bigml.errors import ConfigError, DataError, DownloadUnavailableError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 BUILTIN_IMAGE_SETS = ("digits",)
 TFDS_DOWNLOAD_HOST = ("storage.googleapis.com", 443)
+# Larger sides are typing mistakes, not images: one float32 RGB image would take 3 GiB.
+MAX_IMAGE_SIDE = 16_384
 
 _DIGITS_TRAIN_FRACTION = 0.8
 
@@ -45,6 +49,7 @@ def load_images(
     limit=None,
     drop_remainder=False,
     data_dir=None,
+    skip_bad_files=False,
 ):
     """Build a shuffled, batched, prefetched dataset of float images.
 
@@ -80,6 +85,10 @@ def load_images(
         Drop the last incomplete batch.
     data_dir : str, optional
         TFDS data directory holding a prepared copy.
+    skip_bad_files : bool
+        Skip image files that cannot be decoded, with a :class:`SkippedFilesWarning`
+        saying how many, instead of refusing the folder with a :class:`DataError`
+        naming the first such file.
 
     Returns
     -------
@@ -96,18 +105,19 @@ def load_images(
     (True, 'int32')
     """
     image_size = _normalize_size(image_size)
-    if channels not in (None, 1, 3):
-        raise DataError(f"channels must be 1 or 3, got {channels!r}.")
+    if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
+        raise ConfigError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}.")
     low, high = _check_value_range(value_range)
+    _check_count("batch_size", batch_size, allow_none=True)
+    _check_count("limit", limit, allow_none=True)
+    _check_count("shuffle_buffer", shuffle_buffer)
 
-    dataset, has_labels = _read(source, split, image_size, channels, data_dir, labels)
+    dataset, has_labels = _read(source, split, image_size, channels, data_dir, labels, skip_bad_files)
     if labels and not has_labels:
         raise DataError(f"labels=True, but the source {_describe(source)} has no labels.")
     if not labels and has_labels:
         dataset = dataset.map(lambda image, label: image)
     if limit is not None:
-        if limit < 1:
-            raise DataError(f"limit must be a positive number of examples, got {limit}.")
         dataset = dataset.take(limit)
     if cache:
         dataset = dataset.cache("" if cache is True else os.fspath(cache))
@@ -133,6 +143,105 @@ def load_images(
     else:
         dataset = dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+class SkippedFilesWarning(UserWarning):
+    """Unreadable files or shards were skipped because ``skip_bad_files=True``; the message says how many."""
+
+
+def count_classes(dataset_or_labels, num_classes=None):
+    """Return the number of classes of integer labels ``0..K-1``, refusing labels that cannot be classes.
+
+    One pass over the labels: a ``tf.data.Dataset`` of ``(images, labels)``
+    (batched or not) or of labels alone, or any array-like of labels.
+
+    Parameters
+    ----------
+    dataset_or_labels : tf.data.Dataset or array-like
+    num_classes : int, optional
+        The class count the caller wants; it must cover the largest label.
+        Without it the count is the largest label + 1, which must not leave most
+        classes unused (a stray label of 2,000,000 among digits is refused, not
+        made into a 2,000,001-class model).
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    DataError
+        For negative, non-integer or missing labels, or labels far from ``0..K-1``.
+    ConfigError
+        When ``num_classes`` is not a whole number of at least 1 or is smaller
+        than the largest label + 1.
+
+    Examples
+    --------
+    >>> count_classes([0, 2, 1, 2])
+    3
+    >>> count_classes([0, 1, 3], num_classes=10)
+    10
+    >>> count_classes(load_images("digits", labels=True, batch_size=500))
+    10
+    >>> count_classes([0, 1, 2_000_000])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    keras_bigml.errors.DataError: The labels hold 3 distinct values but the largest is 2000000, ...
+    """
+    if num_classes is not None:
+        _check_count("num_classes", num_classes)
+    distinct = np.zeros(0, np.int64)
+    for chunk in _label_chunks(dataset_or_labels):
+        distinct = np.union1d(distinct, _integer_labels(chunk))
+    if not len(distinct):
+        raise DataError("There are no labels to count classes from.")
+    if distinct[0] < 0:
+        raise DataError(f"Labels must be class indices 0..K-1, found the negative label {int(distinct[0])}.")
+    needed = int(distinct[-1]) + 1
+    if num_classes is not None:
+        if num_classes < needed:
+            raise ConfigError(
+                f"num_classes={num_classes} is smaller than the data's largest label + 1 ({needed}): "
+                f"pass num_classes of at least {needed}, or fix the labels."
+            )
+        return int(num_classes)
+    # More than half of 0..max unused: not classes 0..K-1 but a stray or a code.
+    if needed > 2 * len(distinct):
+        raise DataError(
+            f"The labels hold {len(distinct)} distinct values but the largest is {needed - 1}, "
+            f"so {needed - len(distinct)} of the {needed} classes 0..{needed - 1} would never occur: "
+            "labels must be class indices 0..K-1 (pass num_classes if classes are missing from this data)."
+        )
+    return needed
+
+
+def _label_chunks(dataset_or_labels):
+    """The labels in chunks of numpy arrays, from a dataset or an array-like."""
+    if not isinstance(dataset_or_labels, tf.data.Dataset):
+        yield np.asarray(dataset_or_labels)
+        return
+    spec = dataset_or_labels.element_spec
+    if isinstance(spec, tuple):
+        if len(spec) < 2:
+            raise DataError("count_classes takes a dataset of (images, labels) or of labels alone.")
+        dataset_or_labels = dataset_or_labels.map(lambda images, labels, *rest: labels)
+        spec = spec[1]
+    if not (spec.dtype.is_integer or spec.dtype.is_floating):
+        raise DataError(f"Labels must be integers, got a dataset of {spec.dtype.name} labels.")
+    yield from dataset_or_labels.as_numpy_iterator()
+
+
+def _integer_labels(labels):
+    labels = np.ravel(labels)
+    if labels.dtype == np.bool_ or not (np.issubdtype(labels.dtype, np.integer)
+                                        or np.issubdtype(labels.dtype, np.floating)):
+        raise DataError(f"Labels must be integers, got labels of dtype {labels.dtype}.")
+    if np.issubdtype(labels.dtype, np.floating):
+        whole = np.isfinite(labels) & (labels == np.round(labels))
+        if not whole.all():
+            raise DataError(f"Labels must be integers, found the label {labels[~whole][0].item()!r}.")
+    return np.unique(labels).astype(np.int64)
 
 
 def random_jitter(dataset, enlarge=286 / 256, flip=True, seed=None):
@@ -218,7 +327,8 @@ def frame_digits(images, size=28, box=20, threshold=0.1):
     # Sampled from the images with a border of zeros, so edge pixels blend into the background.
     squares = (squares + 1.0) / np.array([height + 1, width + 1, height + 1, width + 1])
     bordered = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    digits = tf.image.crop_and_resize(bordered, squares.astype(np.float32), np.arange(len(images)), (box, box))
+    boxes = squares.astype(np.float32)
+    digits = tf.image.crop_and_resize(bordered, boxes, np.arange(len(images)), (box, box))
     margin = size - box
     sides = (margin // 2, margin - margin // 2)
     canvas = np.pad(digits.numpy(), ((0, 0), sides, sides, (0, 0)))
@@ -229,7 +339,7 @@ def frame_digits(images, size=28, box=20, threshold=0.1):
     shift_y = np.rint(size / 2.0 - (mass.sum(axis=2) @ grid) / total).astype(int)  # MNIST's centre: 14.0
     shift_x = np.rint(size / 2.0 - (mass.sum(axis=1) @ grid) / total).astype(int)
     framed = np.zeros_like(canvas)
-    for i, (dy, dx) in enumerate(zip(shift_y, shift_x)):
+    for i, (dy, dx) in enumerate(zip(shift_y, shift_x, strict=True)):
         framed[i] = _shifted(canvas[i], dy, dx)
     return np.clip(framed, 0.0, 1.0)
 
@@ -305,7 +415,7 @@ def network_available(address=TFDS_DOWNLOAD_HOST, timeout=3.0):
         return False
 
 
-def _read(source, split, image_size, channels, data_dir, want_labels):
+def _read(source, split, image_size, channels, data_dir, want_labels, skip_bad_files):
     """Return ``(dataset of (image, label) or image, has_labels)`` before batching."""
     if isinstance(source, (np.ndarray, tuple, list)):
         images, labels = source if isinstance(source, (tuple, list)) else (source, None)
@@ -325,7 +435,7 @@ def _read(source, split, image_size, channels, data_dir, want_labels):
         images, labels = _npz(source, split)
         return _from_arrays(images, labels, image_size, channels, source)
     if os.path.isdir(source):
-        return _from_folder(source, split, image_size, channels)
+        return _from_folder(source, split, image_size, channels, skip_bad_files)
     if os.path.exists(source):
         raise DataError(f"{source} is neither a .npz file nor an image folder.")
     if os.sep in source or "." in os.path.basename(source):
@@ -428,13 +538,26 @@ def _npz(path, split):
                 f"{', '.join(sorted(keys))} (expected the keras.datasets keys "
                 "x_train, y_train, x_test, y_test)."
             )
-        images = np.concatenate([archive[f"x_{s}"] for s in splits])
         has_labels = all(f"y_{s}" in keys for s in splits)
-        labels = np.concatenate([archive[f"y_{s}"] for s in splits]) if has_labels else None
+        images = np.concatenate([_npz_array(archive, path, f"x_{s}") for s in splits])
+        labels = np.concatenate([_npz_array(archive, path, f"y_{s}") for s in splits]) if has_labels else None
     return images, labels
 
 
-def _from_folder(folder, split, image_size, channels):
+def _npz_array(archive, path, key):
+    """``archive[key]``, refusing object arrays: unpickling them could run any code."""
+    try:
+        return archive[key]
+    except ValueError as error:
+        if "allow_pickle" not in str(error):
+            raise DataError(f"{path}: array {key!r} cannot be read ({error}).") from None
+        raise DataError(
+            f"{path}: array {key!r} holds Python objects, which load only by unpickling (that can run "
+            "any code); keras_bigml reads numeric arrays only: save the images as a uint8 or float array."
+        ) from None
+
+
+def _from_folder(folder, split, image_size, channels, skip_bad_files):
     if os.path.isdir(os.path.join(folder, split)):
         folder = os.path.join(folder, split)
     paths = sorted(_image_files(folder, recursive=False))
@@ -451,9 +574,12 @@ def _from_folder(folder, split, image_size, channels):
             labels += [index] * len(found)
     if not paths:
         raise DataError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in {folder}.")
-    first = tf.io.decode_image(tf.io.read_file(paths[0]), expand_animations=False)
-    image_size = image_size or tuple(first.shape[:2])
-    channels = channels or (1 if first.shape[-1] == 1 else 3)
+    readable, shapes = _readable_images(paths, skip_bad_files=skip_bad_files, where=folder)
+    paths = [paths[i] for i in readable]
+    if labels is not None:
+        labels = [labels[i] for i in readable]
+    image_size = image_size or tuple(int(n) for n in shapes[0][:2])
+    channels = channels or (1 if shapes[0][-1] == 1 else 3)
 
     def decode(path):
         image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
@@ -468,9 +594,72 @@ def _from_folder(folder, split, image_size, channels):
     return tf.data.Dataset.zip((images, label_ds)), True
 
 
+def _readable_images(paths, *, skip_bad_files, where):
+    """Decode every file once, in parallel; return the readable files' indices and (h, w, c) shapes.
+
+    A file that does not decode is refused with a DataError naming it, or
+    skipped with a SkippedFilesWarning that says how many were.
+    """
+    def shape(index, path):
+        return index, tf.shape(tf.io.decode_image(tf.io.read_file(path), expand_animations=False))
+
+    checked = (
+        tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), list(paths)))
+        .map(shape, num_parallel_calls=tf.data.AUTOTUNE)
+        .ignore_errors()
+        .batch(4096)
+    )
+    indices, shapes = [], []
+    for batch_indices, batch_shapes in checked.as_numpy_iterator():
+        indices.append(batch_indices)
+        shapes.append(batch_shapes)
+    indices = np.concatenate(indices) if indices else np.zeros(0, np.int64)
+    shapes = np.concatenate(shapes) if shapes else np.zeros((0, 3), np.int32)
+    order = np.argsort(indices)
+    indices, shapes = indices[order], shapes[order]
+    bad = np.setdiff1d(np.arange(len(paths)), indices)
+    if not len(bad):
+        return indices, shapes
+    first = paths[bad[0]]
+    reason = _decode_failure(first)
+    if not len(indices):
+        raise DataError(
+            f"None of the {len(paths)} image files in {where} can be read; the first, {first}: {reason}."
+        )
+    if not skip_bad_files:
+        others = f" (and {len(bad) - 1} more files in {where})" if len(bad) > 1 else ""
+        raise DataError(
+            f"{first} is not a readable image ({reason}){others}: remove it, or pass skip_bad_files=True "
+            "(--skip-bad-files) to skip unreadable files."
+        )
+    warnings.warn(
+        f"Skipped {len(bad)} unreadable image file{'s' if len(bad) > 1 else ''} of {len(paths)} in {where} "
+        f"(the first: {first}, {reason}).",
+        SkippedFilesWarning,
+        stacklevel=4,
+    )
+    return indices, shapes
+
+
+def _decode_failure(path):
+    """Why ``path`` does not decode, in a few words from TensorFlow's message."""
+    try:
+        tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
+    except tf.errors.OpError as error:
+        return _op_error_reason(error)
+    return "it could not be decoded"
+
+
+def _op_error_reason(error):
+    """A TensorFlow error's message without its function-node prefix and op suffix."""
+    message = str(getattr(error, "message", error)).strip().splitlines()[0]
+    message = message.split("}}")[-1].split(" [Op:")[0].strip()
+    return message.rstrip(".") or type(error).__name__
+
+
 def _image_files(folder, recursive):
     found = []
-    for root, dirs, files in os.walk(folder):
+    for root, _, files in os.walk(folder):
         found += [os.path.join(root, f) for f in files if f.lower().endswith(IMAGE_EXTENSIONS)]
         if not recursive:
             break
@@ -515,17 +704,33 @@ def _from_tfds(name, split, image_size, channels, data_dir, want_labels):
 def _normalize_size(image_size):
     if image_size is None:
         return None
-    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
-        raise DataError(f"image_size must be a positive int or (height, width), got {image_size!r}.")
-    return size
+    size = (image_size,) * 2 if isinstance(image_size, numbers.Integral) else tuple(np.ravel(image_size))
+    if len(size) != 2 or not all(
+        isinstance(s, numbers.Integral) and not isinstance(s, bool) and 1 <= s <= MAX_IMAGE_SIDE for s in size
+    ):
+        raise ConfigError(
+            f"image_size must be an int or (height, width) between 1 and {MAX_IMAGE_SIDE}, "
+            f"got {image_size!r}."
+        )
+    return int(size[0]), int(size[1])
 
 
 def _check_value_range(value_range):
-    low, high = (float(v) for v in value_range)
-    if not low < high:
-        raise DataError(f"value_range must be (low, high) with low < high, got {value_range!r}.")
+    try:
+        low, high = (float(v) for v in value_range)
+    except (TypeError, ValueError):
+        raise ConfigError(f"value_range must be two numbers (low, high), got {value_range!r}.") from None
+    if not low < high or not np.isfinite([low, high]).all():
+        raise ConfigError(f"value_range must be (low, high) with finite low < high, got {value_range!r}.")
     return low, high
+
+
+def _check_count(name, value, allow_none=False):
+    """Refuse a count that is not a whole number of at least 1 (bools and floats included)."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ConfigError(f"{name} must be a whole number of at least 1, got {value!r}.")
 
 
 def _shifted(image, dy, dx):

@@ -7,9 +7,10 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from keras_bigml.data import images as images_module
 from keras_bigml.data import find_dataset, frame_digits, load_images, network_available, pair_unpaired
-from keras_bigml.errors import DataError, DownloadUnavailableError
+from keras_bigml.data import images as images_module
+from keras_bigml.data.images import SkippedFilesWarning, count_classes
+from keras_bigml.errors import ConfigError, DataError, DownloadUnavailableError
 
 
 def first_batch(dataset):
@@ -88,7 +89,9 @@ class TestDigits:
 class TestNpz:
     def test_loads_keras_dataset_keys_by_split(self, tmp_path):
         path = write_npz(tmp_path / "set.npz")
-        images, labels = first_batch(load_images(path, split="test", labels=True, batch_size=100, shuffle=False))
+        images, labels = first_batch(
+            load_images(path, split="test", labels=True, batch_size=100, shuffle=False)
+        )
         with np.load(path) as archive:
             np.testing.assert_allclose(images[..., 0], archive["x_test"] / 255.0, rtol=1e-6)
             np.testing.assert_array_equal(labels, archive["y_test"])
@@ -198,11 +201,11 @@ def test_unknown_name_and_missing_path_and_bad_options():
         load_images("mnistt")
     with pytest.raises(DataError, match="No such file or folder"):
         load_images("some/where/images")
-    with pytest.raises(DataError, match="channels must be 1 or 3"):
+    with pytest.raises(ConfigError, match="channels must be 1"):
         load_images(channels=2)
-    with pytest.raises(DataError, match="image_size"):
+    with pytest.raises(ConfigError, match="image_size"):
         load_images(image_size=(0, 4))
-    with pytest.raises(DataError, match="low < high"):
+    with pytest.raises(ConfigError, match="low < high"):
         load_images(value_range=(1, 0))
 
 
@@ -245,9 +248,8 @@ def test_binarization_changes_across_epochs_even_with_a_global_seed():
     dataset = load_images(limit=64, batch_size=64, shuffle=False, binarize=True)
     assert not np.array_equal(first_batch(dataset), first_batch(dataset))
     seeded = load_images(limit=64, batch_size=64, shuffle=False, binarize=True, seed=5)
-    np.testing.assert_array_equal(
-        first_batch(seeded), first_batch(load_images(limit=64, batch_size=64, shuffle=False, binarize=True, seed=5))
-    )
+    again = load_images(limit=64, batch_size=64, shuffle=False, binarize=True, seed=5)
+    np.testing.assert_array_equal(first_batch(seeded), first_batch(again))
 
 
 def test_random_jitter_crops_and_flips_anew_each_epoch():
@@ -268,7 +270,7 @@ def test_random_jitter_crops_and_flips_anew_each_epoch():
 
 
 @pytest.mark.parametrize("top, left, height, width", [(0, 0, 16, 8), (9, 2, 6, 3), (3, 4, 4, 12)])
-def test_frame_digits_fits_the_ink_into_the_box_keeping_its_aspect_and_centres_its_mass(top, left, height, width):
+def test_frame_digits_fits_the_ink_into_the_box_keeping_aspect_and_centres_its_mass(top, left, height, width):
     digits = np.zeros((2, 16, 16, 3), np.float32)
     digits[:, top : top + height, left : left + width] = 1.0
     framed = frame_digits(digits)
@@ -301,6 +303,96 @@ def test_frame_digits_centres_the_mass_not_the_box():
     seven[0, :, 13:] = 1.0
     ink = frame_digits(seven)[0, ..., 0]
     grid = np.arange(28)
-    assert np.allclose((ink.sum(axis=1) @ grid / ink.sum(), ink.sum(axis=0) @ grid / ink.sum()), 14.0, atol=0.5)
+    centre = (ink.sum(axis=1) @ grid / ink.sum(), ink.sum(axis=0) @ grid / ink.sum())
+    assert np.allclose(centre, 14.0, atol=0.5)
     rows = np.flatnonzero((ink > 0.5).any(axis=1))
     assert rows.min() > 4  # pushed down from where a centred 20x20 box would start
+
+
+class TestRefusals:
+    """Input that used to pass silently or end in a traceback is refused with one sentence."""
+
+    def test_npz_object_array_is_refused_without_unpickling(self, tmp_path):
+        marker = tmp_path / "payload-ran"
+
+        class Payload:
+            def __reduce__(self):
+                return (open, (str(marker), "w"))
+
+        path = tmp_path / "evil.npz"
+        np.savez(path, x_train=np.array([Payload()], dtype=object), y_train=np.zeros(1, np.uint8))
+        assert not marker.exists()
+        with pytest.raises(DataError, match=r"evil\.npz: array 'x_train' holds Python objects") as error:
+            load_images(path)
+        assert "\n" not in str(error.value)
+        assert not marker.exists()
+        with np.load(path, allow_pickle=True) as archive:  # the payload is real: unpickling runs it
+            archive["x_train"]
+        assert marker.exists()
+
+    def test_corrupt_image_is_named_or_skipped_and_counted(self, tmp_path):
+        for i in range(3):
+            write_png(tmp_path / "cat" / f"{i}.png", 10 * i)
+        write_png(tmp_path / "dog" / "good.png", 200)
+        (tmp_path / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+        (tmp_path / "dog" / "text.jpg").write_text("not a picture")
+        refusal = r"broken\.png is not a readable image .*and 1 more.*skip_bad_files=True"
+        with pytest.raises(DataError, match=refusal):
+            load_images(tmp_path, labels=True)
+        with pytest.warns(SkippedFilesWarning, match=r"Skipped 2 unreadable image files of 6 .*broken\.png"):
+            dataset = load_images(tmp_path, labels=True, skip_bad_files=True, shuffle=False)
+        images, labels = first_batch(dataset)
+        assert list(labels.numpy()) == [0, 0, 0, 1]
+        assert float(images[-1].numpy().min()) == pytest.approx(200 / 255)
+
+    def test_a_folder_of_only_bad_files(self, tmp_path):
+        (tmp_path / "a.png").write_bytes(b"junk")
+        with pytest.raises(DataError, match="None of the 1 image files"):
+            load_images(tmp_path, skip_bad_files=True)
+
+    @pytest.mark.parametrize("option, value", [
+        ("batch_size", 0), ("batch_size", -3), ("batch_size", 2.5), ("batch_size", True),
+        ("limit", 0), ("limit", -1), ("shuffle_buffer", 0),
+        ("image_size", 0), ("image_size", -28), ("image_size", 2_000_000), ("image_size", (28, 0)),
+        ("image_size", 12.5), ("channels", 2), ("channels", 4), ("channels", 0),
+        ("value_range", (0, float("nan"))),
+    ])
+    def test_out_of_range_numbers_are_config_errors_naming_the_value(self, option, value):
+        with pytest.raises(ConfigError, match=option) as error:
+            load_images("digits", **{option: value})
+        assert repr(value) in str(error.value) or str(value) in str(error.value)
+
+
+class TestCountClasses:
+    def test_counts_from_arrays_and_datasets(self):
+        assert count_classes(np.array([0, 1, 2, 1], np.uint8)) == 3
+        assert count_classes([0.0, 1.0, 4.0]) == 5  # whole floats are labels
+        ds = load_images((np.zeros((6, 4, 4)), [0, 1, 2, 2, 1, 0]), labels=True, batch_size=4)
+        assert count_classes(ds) == 3
+        assert count_classes(ds.unbatch().map(lambda x, y: y)) == 3
+        assert count_classes([0, 1], num_classes=10) == 10
+
+    @pytest.mark.parametrize("labels, message", [
+        ([0, 1, -1], "negative label -1"),
+        ([0, 0.5, 1], "must be integers, found the label 0.5"),
+        (["a", "b"], "must be integers"),
+        ([], "no labels"),
+        (list(range(10)) * 3 + [2_000_000], r"11 distinct values but the largest is 2000000.*0\.\.K-1"),
+        ([0, 9], "2 distinct values but the largest is 9"),
+    ])
+    def test_labels_that_are_not_classes_are_refused(self, labels, message):
+        with pytest.raises(DataError, match=message):
+            count_classes(labels)
+
+    def test_num_classes_smaller_than_the_data_names_both_numbers(self):
+        too_few = r"num_classes=10 is smaller than the data's largest label \+ 1 \(13\)"
+        with pytest.raises(ConfigError, match=too_few):
+            count_classes([0, 3, 12], num_classes=10)
+        with pytest.raises(ConfigError, match="num_classes must be"):
+            count_classes([0, 1], num_classes=0)
+        assert count_classes([0, 9], num_classes=10) == 10  # sparse labels are fine when the count is given
+
+    def test_a_dataset_of_float_labels_with_fractions(self):
+        ds = tf.data.Dataset.from_tensor_slices((np.zeros((2, 2)), np.array([0.0, 1.5])))
+        with pytest.raises(DataError, match="found the label 1.5"):
+            count_classes(ds)
