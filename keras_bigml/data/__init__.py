@@ -3,6 +3,8 @@
 from keras_bigml.lazy import lazy_exports
 
 __getattr__, __all__ = lazy_exports(__name__, {
+    "SkippedFilesWarning": "images",
+    "count_classes": "images",
     "find_dataset": "images",
     "frame_digits": "images",
     "load_images": "images",
