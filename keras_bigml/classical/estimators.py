@@ -20,6 +20,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
+from keras_bigml.errors import ConfigError, DataError
+
 TASKS = ("classification", "regression")
 
 # name -> (classifier class, regressor class, needs scaling, accepts random_state)
@@ -51,7 +53,7 @@ class NumericImputer(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         if self.strategy not in ("mean", "median"):
-            raise ValueError(f"strategy must be 'mean' or 'median', got {self.strategy!r}.")
+            raise ConfigError(f"strategy must be 'mean' or 'median', got {self.strategy!r}.")
         X = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64)
         missing = np.isnan(X)
         if not missing.any():
@@ -148,23 +150,23 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         a ColumnTransformer (slower) is used only when there are categories.
         """
         if self.impute not in ("mean", "median", "most_frequent"):
-            raise ValueError(
+            raise ConfigError(
                 f"impute must be 'mean', 'median' or 'most_frequent', got {self.impute!r}."
             )
         if isinstance(X, pd.DataFrame):
             validate_data(self, X, ensure_all_finite="allow-nan", skip_check_array=True)
             numeric_flags = [_is_numeric(dtype) for dtype in X.dtypes]
-            numeric = [c for c, flag in zip(X.columns, numeric_flags) if flag]
-            categorical = [c for c, flag in zip(X.columns, numeric_flags) if not flag]
+            numeric = [c for c, flag in zip(X.columns, numeric_flags, strict=True) if flag]
+            categorical = [c for c, flag in zip(X.columns, numeric_flags, strict=True) if not flag]
             data = X if categorical else X.to_numpy(dtype=np.float64)
             empty = X[numeric].isna().all().to_numpy() if categorical else np.isnan(data).all(axis=0)
-            all_missing = [str(c) for c, is_empty in zip(numeric, empty) if is_empty]
+            all_missing = [str(c) for c, is_empty in zip(numeric, empty, strict=True) if is_empty]
         else:
             data = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64)
             numeric, categorical = list(range(data.shape[1])), []
             all_missing = [str(c) for c in np.flatnonzero(np.isnan(data).all(axis=0))]
         if all_missing:
-            raise ValueError(f"Columns with no values at all: {', '.join(all_missing)}; drop them.")
+            raise DataError(f"Columns with no values at all: {', '.join(all_missing)}; drop them.")
         self.numeric_columns_, self.categorical_columns_ = numeric, categorical
         if self.impute == "most_frequent":
             numeric_steps = [("impute", SimpleImputer(strategy="most_frequent", keep_empty_features=True))]
@@ -246,7 +248,7 @@ def make_model(
         params.setdefault("n_jobs", n_jobs)
     unknown = sorted(set(params) - set(valid))
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"Unknown parameter {', '.join(map(repr, unknown))} for {algorithm} "
             f"({estimator_class.__name__}); valid parameters: {', '.join(valid)}."
         )
@@ -269,18 +271,28 @@ def algorithm_names(task=None):
 
 
 def _estimator_class(algorithm, task):
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"Unknown algorithm {algorithm!r}: use one of {', '.join(ALGORITHMS)}.")
-    if task not in TASKS:
-        raise ValueError(f"Unknown task {task!r}: use one of {', '.join(TASKS)}.")
+    check_algorithm(algorithm, task)
     classifier, regressor, needs_scaling, seeded = ALGORITHMS[algorithm]
-    estimator_class = classifier if task == "classification" else regressor
-    if estimator_class is None:
-        raise ValueError(
+    return classifier if task == "classification" else regressor, needs_scaling, seeded
+
+
+def check_algorithm(algorithm, task):
+    """Refuse an unknown algorithm or task, or an algorithm that does not do the task.
+
+    >>> check_algorithm("logistic_regression", "regression")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    keras_bigml.errors.ConfigError: logistic_regression does not do regression; algorithms for ...
+    """
+    if algorithm not in ALGORITHMS:
+        raise ConfigError(f"Unknown algorithm {algorithm!r}: use one of {', '.join(ALGORITHMS)}.")
+    if task not in TASKS:
+        raise ConfigError(f"Unknown task {task!r}: use one of {', '.join(TASKS)}.")
+    if ALGORITHMS[algorithm][0 if task == "classification" else 1] is None:
+        raise ConfigError(
             f"{algorithm} does not do {task}; algorithms for {task}: "
             f"{', '.join(algorithm_names(task))}."
         )
-    return estimator_class, needs_scaling, seeded
 
 
 def _is_numeric(dtype):

@@ -11,6 +11,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
+from keras_bigml.errors import ConfigError, DataError
+
 STREAMING_ALGORITHMS = {
     ("logistic_regression", "classification"): lambda seed: SGDClassifier(loss="log_loss", random_state=seed),
     ("svm", "classification"): lambda seed: SGDClassifier(loss="hinge", random_state=seed),
@@ -29,7 +31,7 @@ def streaming_model(algorithm, task="classification", random_state=None):
         return STREAMING_ALGORITHMS[(algorithm, task)](random_state)
     except KeyError:
         choices = ", ".join(f"{a} ({t})" for a, t in STREAMING_ALGORITHMS)
-        raise ValueError(f"No streaming version of {algorithm} for {task}: use one of {choices}, "
+        raise ConfigError(f"No streaming version of {algorithm} for {task}: use one of {choices}, "
                          "or pass an estimator with partial_fit.") from None
 
 
@@ -71,11 +73,11 @@ def fit_streaming(model, chunks, *, task="classification", classes=None, epochs=
     """
     learner = streaming_model(model, task, random_state) if isinstance(model, str) else clone(model)
     if not hasattr(learner, "partial_fit"):
-        raise ValueError(f"{type(learner).__name__} cannot learn incrementally (it has no partial_fit).")
+        raise ConfigError(f"{type(learner).__name__} cannot learn incrementally (it has no partial_fit).")
     if is_classifier(learner) and classes is None:
-        raise ValueError("Streaming classification needs classes=: every label, since a chunk may miss some.")
+        raise ConfigError("Streaming classification needs classes=: every label (a chunk may miss some).")
     if epochs > 1 and not (callable(chunks) or _is_dataset(chunks) or isinstance(chunks, (list, tuple))):
-        raise ValueError("For several epochs pass chunks as a callable, a list or a tf.data.Dataset.")
+        raise ConfigError("For several epochs pass chunks as a callable, a list or a tf.data.Dataset.")
     scaler = StandardScaler()
     extra = {"classes": np.asarray(classes)} if is_classifier(learner) else {}
     rows = 0
@@ -88,7 +90,7 @@ def fit_streaming(model, chunks, *, task="classification", classes=None, epochs=
                 rows += len(X)
                 bar.update(len(X))
     if rows == 0:
-        raise ValueError("fit_streaming got no data: the chunks were empty.")
+        raise DataError("fit_streaming got no data: the chunks were empty.")
     # Missing values were the running mean, i.e. 0 after scaling: the same at predict time.
     impute = SimpleImputer(strategy="constant", fill_value=0.0, keep_empty_features=True)
     impute.fit(np.zeros((1, scaler.n_features_in_)))
@@ -113,9 +115,9 @@ def _as_arrays(X, y):
     if isinstance(X, pd.DataFrame):
         non_numeric = [str(c) for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
         if non_numeric:
-            raise ValueError(f"Streaming needs numeric columns; encode these first: {', '.join(non_numeric)}.")
+            raise DataError(f"Streaming needs numeric columns; encode these first: {', '.join(non_numeric)}.")
         return X, np.asarray(y).ravel()  # keeps the column names for predict-time checks
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2:
-        raise ValueError(f"Each chunk's features must be 2-D (rows, columns), got shape {X.shape}.")
+        raise DataError(f"Each chunk's features must be 2-D (rows, columns), got shape {X.shape}.")
     return X, np.asarray(y).ravel()

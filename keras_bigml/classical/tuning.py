@@ -8,6 +8,7 @@ from sklearn.experimental import enable_halving_search_cv  # noqa: F401  (regist
 from sklearn.model_selection import GridSearchCV, HalvingGridSearchCV, RandomizedSearchCV
 
 from keras_bigml.classical.estimators import make_model
+from keras_bigml.errors import ConfigError
 
 METHODS = ("grid", "random", "halving")
 
@@ -24,8 +25,12 @@ GRIDS = {
 DISTRIBUTIONS = {
     "logistic_regression": {"model__C": stats.loguniform(1e-3, 1e3)},
     "svm": {"model__C": stats.loguniform(1e-2, 1e3), "model__gamma": stats.loguniform(1e-4, 1.0)},
-    "decision_tree": {"model__max_depth": stats.randint(2, 20), "model__min_samples_leaf": stats.randint(1, 30)},
-    "random_forest": {"model__max_features": stats.uniform(0.1, 0.9), "model__min_samples_leaf": stats.randint(1, 20)},
+    "decision_tree": {
+        "model__max_depth": stats.randint(2, 20), "model__min_samples_leaf": stats.randint(1, 30),
+    },
+    "random_forest": {
+        "model__max_features": stats.uniform(0.1, 0.9), "model__min_samples_leaf": stats.randint(1, 20),
+    },
     "gradient_boosting": {
         "model__learning_rate": stats.loguniform(0.01, 0.5), "model__max_leaf_nodes": stats.randint(8, 128),
     },
@@ -88,7 +93,7 @@ def tune(
     (12, ['model__max_depth', 'model__min_samples_leaf'])
     """
     if method not in METHODS:
-        raise ValueError(f"Unknown search method {method!r}: use one of {', '.join(METHODS)}.")
+        raise ConfigError(f"Unknown search method {method!r}: use one of {', '.join(METHODS)}.")
     model = make_model(algorithm, task, random_state=random_state, **model_options)
     if space is None:
         space = DISTRIBUTIONS.get(algorithm, GRIDS[algorithm]) if method == "random" else GRIDS[algorithm]

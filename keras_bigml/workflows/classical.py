@@ -5,15 +5,20 @@ import json
 import os
 from dataclasses import dataclass, field
 
+import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from keras_bigml.classical.cluster import dask_backend
-from keras_bigml.classical.estimators import make_model
+from keras_bigml.classical.estimators import check_algorithm, make_model
 from keras_bigml.classical.persist import save_model
+from keras_bigml.classical.tuning import METHODS as TUNE_METHODS
 from keras_bigml.classical.tuning import tune
-from keras_bigml.data.tables import BUILTIN_TABLES, infer_task, load_table
+from keras_bigml.data.tables import BUILTIN_TABLES, check_target, check_test_size, infer_task, load_table
+from keras_bigml.errors import ConfigError, DataError
 from keras_bigml.evaluation.classical import classification_report, regression_report, save_report_plots
 from keras_bigml.files import atomic_path
+
+TUNE_FOLDS = 5
 
 
 @dataclass
@@ -57,20 +62,35 @@ def train_classical(algorithm, source, out_dir, *, target=None, task=None, tune_
     >>> result.report["task"], result.report["test"]["accuracy"] > 0.85
     ('classification', True)
     """
+    check_test_size(test_size)
+    if task is not None:
+        check_algorithm(algorithm, task)
+    if tune_method is not None and tune_method not in TUNE_METHODS:
+        raise ConfigError(f"Unknown search method {tune_method!r}: use one of {', '.join(TUNE_METHODS)}.")
     X, y = load_table(source, target)
     if task is None:
-        task = BUILTIN_TABLES[source][1] if isinstance(source, str) and source in BUILTIN_TABLES else infer_task(y)
+        builtin = isinstance(source, str) and source in BUILTIN_TABLES
+        task = BUILTIN_TABLES[source][1] if builtin else infer_task(y)
+    check_algorithm(algorithm, task)
+    name = "the DataFrame" if isinstance(source, pd.DataFrame) else os.fspath(source)
+    check_target(y, task, test_size, name)
     stratify = y if task == "classification" else None
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=test_size, random_state=random_state, stratify=stratify
     )
+    if tune_method and task == "classification" and y_train.value_counts().min() < TUNE_FOLDS:
+        counts = y_train.value_counts()
+        raise DataError(
+            f"Class {counts.index[-1]!r} has {counts.iloc[-1]} training rows; tuning's {TUNE_FOLDS}-fold "
+            "cross-validation needs at least that many per class: tune on more data or without that class."
+        )
     parallel = dask_backend(None if dask is True else dask) if dask else contextlib.nullcontext()
     n_jobs = -1 if dask else None
     report = {"algorithm": algorithm, "task": task, "train_rows": len(X_train), "test_rows": len(X_test)}
     paths = {}
     with parallel:
         if tune_method:
-            result = tune(algorithm, X_train, y_train, task=task, method=tune_method,
+            result = tune(algorithm, X_train, y_train, task=task, method=tune_method, cv=TUNE_FOLDS,
                           n_jobs=n_jobs, random_state=random_state)
             model = result.best_model
             report["tuning"] = {"method": tune_method, "best_params": _plain(result.best_params),

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from sklearn.naive_bayes import GaussianNB
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.naive_bayes import GaussianNB
 
 from keras_bigml.classical.streaming import fit_streaming, streaming_model
 from keras_bigml.data.tables import iter_table_chunks, load_table

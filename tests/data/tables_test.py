@@ -2,8 +2,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from keras_bigml.data.tables import BUILTIN_TABLES, infer_task, iter_table_chunks, load_table
-from keras_bigml.errors import DataError
+from keras_bigml.data.tables import (
+    BUILTIN_TABLES,
+    check_target,
+    check_test_size,
+    infer_task,
+    iter_table_chunks,
+    load_table,
+)
+from keras_bigml.errors import ConfigError, DataError
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN_TABLES))
@@ -63,3 +70,70 @@ def test_infer_task():
     assert infer_task(pd.Series(["cat", "dog"])) == "classification"
     assert infer_task(pd.Series(np.linspace(0, 1, 50))) == "regression"
     assert infer_task(pd.Series(np.arange(1000))) == "regression"
+
+
+def test_a_header_repeating_the_target_is_refused_not_renamed(tmp_path):
+    path = tmp_path / "dup.csv"
+    path.write_text("a,target,b,target\n1,0,2,0\n3,1,4,1\n")
+    with pytest.raises(DataError, match="dup.csv repeats the column name 'target'; give every column"):
+        load_table(path, target="target")
+    frame = pd.DataFrame([[1, 2, 3]], columns=["a", "a", "y"])
+    with pytest.raises(DataError, match="repeats the column name 'a'"):
+        load_table(frame, target="y")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table([[1, 2], [0, 1], [0, 1]], names=["a", "t", "t"]), tmp_path / "dup.parquet")
+    with pytest.raises(DataError, match="dup.parquet repeats the column name 't'"):
+        load_table(tmp_path / "dup.parquet", target="t")
+
+
+def test_all_missing_and_infinite_columns_are_named():
+    table = frame().assign(empty=np.nan, also_empty=None)
+    with pytest.raises(DataError, match="columns with no values at all: empty, also_empty; drop them"):
+        load_table(table, target="label")
+    with pytest.raises(DataError, match="infinite values in columns b, c; replace them"):
+        load_table(frame().assign(b=[1.0, np.inf, 0, 0], c=[-np.inf, 0, 0, 0]), target="label")
+    with pytest.raises(DataError, match="target column 'label' .* has infinite values"):
+        load_table(frame().assign(label=[0.5, np.inf, 1, 2]), target="label")
+
+
+def test_empty_files_are_named(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(DataError, match="empty.csv is empty"):
+        load_table(tmp_path / "empty.csv", target="y")
+    (tmp_path / "header.csv").write_text("a,y\n")
+    with pytest.raises(DataError, match="header.csv has no rows"):
+        load_table(tmp_path / "header.csv", target="y")
+    (tmp_path / "blank.csv").write_text("\n\n")
+    with pytest.raises(DataError, match="blank.csv holds no columns"):
+        load_table(tmp_path / "blank.csv", target="y")
+
+
+def test_a_missing_target_lists_a_few_columns():
+    wide = pd.DataFrame(np.zeros((2, 30)), columns=[f"c{i}" for i in range(30)])
+    with pytest.raises(DataError, match=r"no target column 'y'; its columns are c0, c1, .*c19, \.\.\. \(30"):
+        load_table(wide, target="y")
+
+
+@pytest.mark.parametrize("value", [0, 1, -0.1, 1.5, "0.2", None, True, float("nan")])
+def test_test_size_must_be_a_share(value):
+    with pytest.raises(ConfigError, match="test_size must be a share of the rows between 0 and 1"):
+        check_test_size(value)
+
+
+def test_target_checks_name_the_class_and_its_count():
+    one = pd.Series([1] * 10, name="label")
+    with pytest.raises(DataError, match="target 'label' of t.csv has one class \\(1 in all 10 rows\\)"):
+        check_target(one, "classification", 0.25, "t.csv")
+    small = pd.Series(["a"] * 5 + ["b"] * 5 + ["rare"], name="label")
+    with pytest.raises(DataError, match="Class 'rare' of the target 'label' of t.csv has only 1 row;"):
+        check_target(small, "classification", 0.25, "t.csv")
+    few = pd.Series([0, 0, 1, 1, 2, 2, 3, 3], name="label")
+    with pytest.raises(ConfigError, match="into 7 training and 1 test rows, but each side needs a row"):
+        check_target(few, "classification", 0.1, "t.csv")
+    with pytest.raises(DataError, match="is not numeric \\(dtype (object|str)\\); regression needs numbers"):
+        check_target(pd.Series(["x", "y", "z", "w"], name="label"), "regression", 0.5, "t.csv")
+    with pytest.raises(ConfigError, match="regression needs at least 2 on each side"):
+        check_target(pd.Series([0.5, 1.5, 2.5], name="v"), "regression", 0.5, "t.csv")
+    check_target(few, "classification", 0.5, "t.csv")
