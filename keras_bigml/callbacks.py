@@ -6,20 +6,20 @@ import os
 import time
 
 import keras
-import numpy as np
 
 from keras_bigml.errors import TrainingDivergedError
 from keras_bigml.files import atomic_path
+from keras_bigml.generative.sampling import latent_vectors, sample_labels
 from keras_bigml.plotting import save_image_grid
 
 
 class ImageGridCallback(keras.callbacks.Callback):
     """Save a grid of generated images after every ``every`` epochs.
 
-    The same latent vectors are decoded each time, so the grids show how one set
-    of samples evolves. Works with any model that has ``latent_dim`` and
-    ``generate(n, labels=None, z=None)``, and with translation models
-    (``translation_examples(images_a, images_b)``) given ``examples``.
+    Works with every `keras_bigml.generative.base.GenerativeModel` through its
+    ``sample_grid``: the same latent vectors are decoded each time, so the grids
+    show how one set of samples evolves; translation models show the
+    translations of ``examples`` (from ``model.grid_examples(dataset)``).
 
     Parameters
     ----------
@@ -52,19 +52,33 @@ class ImageGridCallback(keras.callbacks.Callback):
         self.every = every
         self.seed = seed
         self.examples = examples
-        self._z = None
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
             return
         path = os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png")
-        if self.examples is not None:
-            save_image_grid(self.model.translation_examples(*self.examples), path, ncols=6)
-            return
-        if self._z is None:
-            rng = np.random.default_rng(self.seed)
-            self._z = rng.standard_normal((self.num_images, self.model.latent_dim)).astype("float32")
-        save_image_grid(self.model.generate(z=self._z), path)
+        images, columns = self.model.sample_grid(self.examples, num_images=self.num_images, seed=self.seed)
+        save_image_grid(images, path, ncols=columns)
+
+
+class RunProgress(keras.callbacks.Callback):
+    """Record in the run's ``run.json`` how many epochs are done, after each epoch.
+
+    >>> import tempfile
+    >>> from keras_bigml.runs import RunDirectory
+    >>> run = RunDirectory(tempfile.mkdtemp())
+    >>> with run.open("vae", {}):
+    ...     RunProgress(run).on_epoch_end(0, {"loss": 1.5})
+    >>> run.info["epochs_done"], run.info["last_logs"]
+    (1, {'loss': 1.5})
+    """
+
+    def __init__(self, run):
+        super().__init__()
+        self.run = run
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.run.update(epochs_done=epoch + 1, last_logs={name: float(value) for name, value in (logs or {}).items()})
 
 
 class TimeLimit(keras.callbacks.Callback):
@@ -221,12 +235,63 @@ class GeneratorMetrics(keras.callbacks.Callback):
             return
         if self._real_features is None:
             self._real_features = classifier_outputs(self.classifier, self.real_images)[0]
-        num_classes = getattr(self.model, "num_classes", None)
-        labels = np.arange(self.num_samples) % num_classes if num_classes else None
-        z = np.random.default_rng(self.seed).standard_normal((self.num_samples, self.model.latent_dim))
-        images = self.model.generate(z=z.astype("float32"), labels=labels)
+        labels = sample_labels(self.num_samples, None, self.model.num_classes)
+        images = self.model.generate(z=latent_vectors(self.num_samples, self.model.latent_dim, self.seed), labels=labels)
         features, probabilities = classifier_outputs(self.classifier, images)
         logs["frechet_distance"] = frechet_distance(features, self._real_features)
         logs["classifier_score"] = classifier_score(probabilities)
-        if num_classes:
+        if labels is not None:
             logs["label_agreement"] = label_agreement(probabilities, labels)
+
+
+class SampleGridSummary(keras.callbacks.Callback):
+    """Write each epoch's sample grid to TensorBoard as an image (``tf.summary.image``).
+
+    The grid comes from the model's ``sample_grid`` (fixed latent vectors, or the
+    translations of ``examples``), so TensorBoard's slider shows one set of
+    samples improving.
+
+    >>> import tempfile
+    >>> from keras_bigml.data import load_images
+    >>> from keras_bigml.generative import VAE
+    >>> vae = VAE(image_shape=(8, 8, 1), latent_dim=2, filters=(8,), hidden_units=16)
+    >>> vae.compile(optimizer="adam")
+    >>> logs = tempfile.mkdtemp()
+    >>> _ = vae.fit(load_images("digits", limit=32), epochs=1, verbose=0, callbacks=[SampleGridSummary(logs)])
+    >>> len(os.listdir(logs))
+    1
+    """
+
+    def __init__(self, log_dir, examples=None, num_images=36, seed=0):
+        super().__init__()
+        self.log_dir = log_dir
+        self.examples = examples
+        self.num_images = num_images
+        self.seed = seed
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        import tensorflow as tf
+
+        from keras_bigml.plotting import image_grid
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+        images, columns = self.model.sample_grid(self.examples, num_images=self.num_images, seed=self.seed)
+        with self._writer.as_default():
+            tf.summary.image("samples", image_grid(images, columns)[None], step=epoch + 1)
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def tensorboard_callbacks(log_dir, dataset, model):
+    """Keras's `TensorBoard` (losses and metrics per epoch under ``log_dir/train``) and the
+    sample grids (``log_dir/samples``) for a generative model trained on ``dataset``."""
+    return [
+        keras.callbacks.TensorBoard(log_dir, write_graph=False),
+        SampleGridSummary(os.path.join(log_dir, "samples"), examples=model.grid_examples(dataset)),
+    ]

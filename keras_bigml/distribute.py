@@ -13,6 +13,8 @@ import os
 import keras
 import tensorflow as tf
 
+from keras_bigml.errors import ConfigError
+
 STRATEGY_NAMES = ("auto", "default", "mirrored", "multiworker")
 _STRATEGIES = {}
 
@@ -34,7 +36,7 @@ def get_strategy(name="auto", devices=None):
     Asking twice for the same configuration returns the same strategy.
     """
     if name not in STRATEGY_NAMES:
-        raise ValueError(f"Unknown strategy {name!r}: use one of {', '.join(STRATEGY_NAMES)}.")
+        raise ConfigError(f"Unknown strategy {name!r}: use one of {', '.join(STRATEGY_NAMES)}.")
     if name == "auto":
         if _tf_config_workers() > 1:
             name = "multiworker"

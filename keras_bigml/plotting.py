@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 
+from keras_bigml.errors import DataError
 from keras_bigml.files import atomic_path
 
 
@@ -17,7 +18,7 @@ def image_grid(images, ncols=None, padding=1):
     if images.ndim == 3:
         images = images[..., np.newaxis]
     if images.ndim != 4 or len(images) == 0:
-        raise ValueError(f"image_grid needs a non-empty (N, H, W, C) array, got shape {images.shape}.")
+        raise DataError(f"image_grid needs a non-empty (N, H, W, C) array, got shape {images.shape}.")
     n, height, width, channels = images.shape
     ncols = ncols or math.ceil(math.sqrt(n))
     nrows = math.ceil(n / ncols)

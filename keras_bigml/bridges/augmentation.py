@@ -8,6 +8,8 @@ reports both test accuracies.
 
 import numpy as np
 
+from keras_bigml.errors import ConfigError
+
 CLASSIFIERS = ("cnn", "logistic_regression", "svm", "random_forest", "gradient_boosting")
 
 
@@ -24,7 +26,7 @@ def generated_examples(generator, per_class, seed=0):
     ((6, 8, 8, 1), [0, 0, 1, 1, 2, 2])
     """
     if not getattr(generator, "num_classes", None):
-        raise ValueError(
+        raise ConfigError(
             f"{type(generator).__name__} is not conditional: build it with num_classes to draw labelled images."
         )
     labels = np.repeat(np.arange(generator.num_classes, dtype=np.int32), per_class)
@@ -71,7 +73,7 @@ def augmentation_gain(
     (['generated_images', 'real', 'real_and_generated', 'real_images'], 50)
     """
     if classifier not in CLASSIFIERS:
-        raise ValueError(f"Unknown classifier {classifier!r}: use one of {', '.join(CLASSIFIERS)}.")
+        raise ConfigError(f"Unknown classifier {classifier!r}: use one of {', '.join(CLASSIFIERS)}.")
     real_images, real_labels = (np.asarray(a) for a in train)
     test_images, test_labels = (np.asarray(a) for a in test)
     fake_images, fake_labels = generated_examples(generator, per_class, seed)

@@ -8,6 +8,7 @@ lives and what the model draws there.
 
 import numpy as np
 
+from keras_bigml.errors import ConfigError, DataError
 from keras_bigml.plotting import save_latent_map
 
 
@@ -34,7 +35,7 @@ class LatentMap:
 
     def __init__(self, vae, batch_size=1000):
         if getattr(vae, "num_classes", None):
-            raise ValueError("A latent map needs an unconditional VAE (this one takes labels).")
+            raise ConfigError("A latent map needs an unconditional VAE (this one takes labels).")
         self.vae = vae
         self.batch_size = batch_size
         self.projection_ = None
@@ -45,7 +46,7 @@ class LatentMap:
 
         images = np.asarray(images, np.float32)
         if len(images) < 2:
-            raise ValueError(f"A latent map needs at least 2 images, got {len(images)}.")
+            raise DataError(f"A latent map needs at least 2 images, got {len(images)}.")
         means = [
             np.asarray(self.vae.encode(images[i : i + self.batch_size])[0])
             for i in tqdm(range(0, len(images), self.batch_size), desc="encoding", leave=False,

@@ -8,6 +8,8 @@ classifier's confidence.
 
 import numpy as np
 
+from keras_bigml.errors import ConfigError
+
 STATISTICS = (
     "mean", "std", "min", "max", "bright_fraction", "dark_fraction", "edge_energy", "histogram_entropy",
 )
@@ -63,9 +65,9 @@ class SampleQuality:
     def __init__(self, method="statistics", algorithm="random_forest", classifier=None, threshold=0.5,
                  random_state=None):
         if method not in ("statistics", "classifier"):
-            raise ValueError(f"Unknown method {method!r}: use 'statistics' or 'classifier'.")
+            raise ConfigError(f"Unknown method {method!r}: use 'statistics' or 'classifier'.")
         if method == "classifier" and classifier is None:
-            raise ValueError("method='classifier' needs classifier=, a Keras model giving class probabilities.")
+            raise ConfigError("method='classifier' needs classifier=, a Keras model giving class probabilities.")
         self.method = method
         self.algorithm = algorithm
         self.classifier = classifier
@@ -90,7 +92,7 @@ class SampleQuality:
             probabilities = self.classifier.predict(np.asarray(images, np.float32), batch_size=500, verbose=0)
             return probabilities.max(axis=1)
         if self.model_ is None:
-            raise ValueError("Call fit(real_images, generated_images) before scoring.")
+            raise ConfigError("Call fit(real_images, generated_images) before scoring.")
         return self.model_.predict_proba(image_statistics(images))[:, 1]
 
     def flag(self, images):

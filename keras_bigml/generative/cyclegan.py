@@ -4,9 +4,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_bigml.errors import ConfigError, DataError
 from keras_bigml.distribute import global_mean, step_logs
 from keras_bigml.generative import losses
-from keras_bigml.generative.conditioning import check_image_batch
+from keras_bigml.generative.base import TranslationModel
+from keras_bigml.generative.sampling import check_image_batch
 from keras_bigml.generative.image_pool import ImagePool
 from keras_bigml.generative.optimizers import network_optimizer
 from keras_bigml.generative.translation_networks import (
@@ -15,11 +17,11 @@ from keras_bigml.generative.translation_networks import (
 
 GENERATORS = ("resnet", "unet")
 CYCLEGAN_LOSSES = ("lsgan", "bce")
-DIRECTIONS = ("a2b", "b2a")
+NETWORKS = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
 
 
 @keras.saving.register_keras_serializable(package="keras_bigml")
-class CycleGAN(keras.Model):
+class CycleGAN(TranslationModel):
     """Two generators (A to B, B to A) and two PatchGAN discriminators.
 
     ``fit`` takes batches ``(images_a, images_b)`` in [0, 1], e.g. from
@@ -73,6 +75,8 @@ class CycleGAN(keras.Model):
     (2, 8, 8, 3)
     """
 
+    kind = "cyclegan"
+
     def __init__(
         self,
         image_shape_a=(256, 256, 3),
@@ -94,22 +98,22 @@ class CycleGAN(keras.Model):
         super().__init__(**kwargs)
         self.image_shape_a, self.image_shape_b = tuple(image_shape_a), tuple(image_shape_b)
         if self.image_shape_a[:2] != self.image_shape_b[:2]:
-            raise ValueError(
+            raise ConfigError(
                 f"The domains' image sizes differ: A is {self.image_shape_a[0]}x{self.image_shape_a[1]}, "
                 f"B is {self.image_shape_b[0]}x{self.image_shape_b[1]}; load both with the same image_size."
             )
         if generator not in GENERATORS:
-            raise ValueError(f"Unknown generator {generator!r}: use one of {', '.join(GENERATORS)}.")
+            raise ConfigError(f"Unknown generator {generator!r}: use one of {', '.join(GENERATORS)}.")
         same_channels = self.image_shape_a[2] == self.image_shape_b[2]
         if identity_weight is None:
             identity_weight = 0.5 if same_channels else 0.0
         if identity_weight and not same_channels:
-            raise ValueError(
+            raise ConfigError(
                 f"identity_weight={identity_weight} needs the same channels in both domains "
                 f"(A has {self.image_shape_a[2]}, B has {self.image_shape_b[2]}); set it to 0."
             )
         if semantic_classifier is not None and self.image_shape_a != self.image_shape_b:
-            raise ValueError(
+            raise ConfigError(
                 f"A semantic_classifier reads both domains, so they need one image shape; A is "
                 f"{self.image_shape_a}, B is {self.image_shape_b}."
             )
@@ -168,7 +172,7 @@ class CycleGAN(keras.Model):
             Passed to `keras.Model.compile` (``jit_compile``, ``steps_per_execution``).
         """
         if loss not in CYCLEGAN_LOSSES:
-            raise ValueError(f"Unknown CycleGAN loss {loss!r}: use one of {', '.join(CYCLEGAN_LOSSES)}.")
+            raise ConfigError(f"Unknown CycleGAN loss {loss!r}: use one of {', '.join(CYCLEGAN_LOSSES)}.")
         super().compile(optimizer=None, **kwargs)
         self.loss_kind = loss
         given = {
@@ -180,7 +184,7 @@ class CycleGAN(keras.Model):
             default = lambda: keras.optimizers.Adam(learning_rate, beta_1=0.5)
             optimizer = network_optimizer(identifier, default, self.dtype_policy)
             if any(optimizer is other for other in self.optimizers.values()):
-                raise ValueError("Give each of the four networks an optimizer of its own, not one shared.")
+                raise ConfigError("Give each of the four networks an optimizer of its own, not one shared.")
             optimizer.build(getattr(self, name).trainable_variables)
             self.optimizers[name] = optimizer
         (self.generator_ab_optimizer, self.generator_ba_optimizer,
@@ -193,9 +197,15 @@ class CycleGAN(keras.Model):
     def compile_from_config(self, config):
         self.compile(
             **{f"{name}_optimizer": keras.saving.deserialize_keras_object(config[name])
-               for name in ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")},
+               for name in NETWORKS},
             loss=config["loss"],
         )
+
+    def networks(self):
+        return {name: getattr(self, name) for name in NETWORKS}
+
+    def network_optimizers(self):
+        return dict(self.optimizers)
 
     @property
     def metrics(self):
@@ -207,15 +217,13 @@ class CycleGAN(keras.Model):
 
     def translate(self, images, direction="a2b", batch_size=64):
         """Translate a numpy batch of images in [0, 1]; ``direction`` is ``a2b`` or ``b2a``."""
-        if direction not in DIRECTIONS:
-            raise ValueError(f"Unknown direction {direction!r}: use one of {', '.join(DIRECTIONS)}.")
-        generator, shape, output_shape = (
-            (self.generator_ab, self.image_shape_a, self.image_shape_b) if direction == "a2b"
-            else (self.generator_ba, self.image_shape_b, self.image_shape_a)
+        shape = self.input_shape_of(direction)
+        generator, output_shape = (
+            (self.generator_ab, self.image_shape_b) if direction == "a2b" else (self.generator_ba, self.image_shape_a)
         )
         images = np.asarray(images, dtype=np.float32)
         if images.shape[1:] != shape:
-            raise ValueError(
+            raise ConfigError(
                 f"{direction} takes images of shape {shape}, got {images.shape[1:]}; "
                 "resize them or convert the channels first."
             )
@@ -348,7 +356,7 @@ class CycleGAN(keras.Model):
 
     def _unpack(self, data):
         if not isinstance(data, (tuple, list)) or len(data) != 2:
-            raise ValueError(
+            raise DataError(
                 "CycleGAN.fit takes batches (images_a, images_b), e.g. from "
                 "keras_bigml.data.pair_unpaired(dataset_a, dataset_b)."
             )

@@ -3,16 +3,18 @@
 import keras
 import tensorflow as tf
 
+from keras_bigml.errors import ConfigError
 from keras_bigml.distribute import global_mean, replica_normal, replica_uniform, step_logs
 from keras_bigml.generative import losses
-from keras_bigml.generative.conditioning import prior_inputs, unpack_batch
+from keras_bigml.generative.base import LatentGenerativeModel
+from keras_bigml.generative.sampling import prior_inputs, unpack_batch
 from keras_bigml.generative.networks import dcgan_discriminator, dcgan_generator
 from keras_bigml.generative.optimizers import network_optimizer
 from keras_bigml.generative.seeding import SavedSeedState
 
 
 @keras.saving.register_keras_serializable(package="keras_bigml")
-class GAN(SavedSeedState, keras.Model):
+class GAN(SavedSeedState, LatentGenerativeModel):
     """A generator and a discriminator trained against each other.
 
     ``fit`` takes image batches in [0, 1] (or ``(images, labels)`` with
@@ -53,6 +55,8 @@ class GAN(SavedSeedState, keras.Model):
     (3, 8, 8, 1)
     """
 
+    kind = "gan"
+
     def __init__(
         self,
         image_shape=(28, 28, 1),
@@ -70,9 +74,9 @@ class GAN(SavedSeedState, keras.Model):
     ):
         super().__init__(**kwargs)
         if discriminator_steps < 1:
-            raise ValueError(f"discriminator_steps must be at least 1, got {discriminator_steps}.")
+            raise ConfigError(f"discriminator_steps must be at least 1, got {discriminator_steps}.")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
-            raise ValueError(f"ema_decay must lie in (0, 1) or be None, got {ema_decay}.")
+            raise ConfigError(f"ema_decay must lie in (0, 1) or be None, got {ema_decay}.")
         self.image_shape = tuple(image_shape)
         self.latent_dim = latent_dim
         self.generator_filters = tuple(generator_filters)
@@ -119,7 +123,7 @@ class GAN(SavedSeedState, keras.Model):
             Passed to `keras.Model.compile` (``jit_compile``, ``steps_per_execution``).
         """
         if loss not in losses.GAN_LOSSES:
-            raise ValueError(f"Unknown GAN loss {loss!r}: use one of {', '.join(losses.GAN_LOSSES)}.")
+            raise ConfigError(f"Unknown GAN loss {loss!r}: use one of {', '.join(losses.GAN_LOSSES)}.")
         super().compile(optimizer=None, **kwargs)
         self.loss_kind = loss
         default = (
@@ -129,7 +133,7 @@ class GAN(SavedSeedState, keras.Model):
         self.d_optimizer = network_optimizer(d_optimizer, default, self.dtype_policy)
         self.g_optimizer = network_optimizer(g_optimizer, default, self.dtype_policy)
         if self.d_optimizer is self.g_optimizer:
-            raise ValueError("Give the generator and the discriminator an optimizer each, not one shared.")
+            raise ConfigError("Give the generator and the discriminator an optimizer each, not one shared.")
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator.trainable_variables)
 
@@ -146,6 +150,12 @@ class GAN(SavedSeedState, keras.Model):
             g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
             loss=config["loss"],
         )
+
+    def networks(self):
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
+    def network_optimizers(self):
+        return {"generator": self.g_optimizer, "discriminator": self.d_optimizer}
 
     @property
     def metrics(self):
@@ -261,7 +271,7 @@ class GAN(SavedSeedState, keras.Model):
     def _generate(self, z, labels=None, use_average=True):
         inputs = [z, tf.cast(labels, tf.int32)] if self.num_classes else z
         if self.num_classes and labels is None:
-            raise ValueError(f"This GAN is conditional (num_classes={self.num_classes}): pass labels.")
+            raise ConfigError(f"This GAN is conditional (num_classes={self.num_classes}): pass labels.")
         if use_average and self.ema_weights:
             non_trainable = [v.value for v in self.generator.non_trainable_variables]
             images, _ = self.generator.stateless_call(

@@ -4,6 +4,7 @@
 import keras
 import tensorflow as tf
 
+from keras_bigml.errors import ConfigError
 from keras_bigml.generative.seeding import SavedSeedState
 
 
@@ -40,7 +41,7 @@ class ImagePool(SavedSeedState, keras.layers.Layer):
     def __init__(self, image_shape, pool_size=50, seed=None, **kwargs):
         super().__init__(**kwargs)
         if pool_size < 0:
-            raise ValueError(f"pool_size must be 0 or more, got {pool_size}.")
+            raise ConfigError(f"pool_size must be 0 or more, got {pool_size}.")
         self.image_shape = tuple(image_shape)
         self.pool_size = int(pool_size)
         self.seed = seed

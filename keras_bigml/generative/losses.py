@@ -9,6 +9,8 @@ import math
 
 import tensorflow as tf
 
+from keras_bigml.errors import ConfigError
+
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -92,7 +94,7 @@ def discriminator_loss(kind, real_logits, fake_logits):
         return _mean_per_example(tf.nn.relu(1.0 - real)) + _mean_per_example(tf.nn.relu(1.0 + fake))
     if kind == "wgan-gp":
         return _mean_per_example(fake) - _mean_per_example(real)
-    raise ValueError(f"Unknown GAN loss {kind!r}: use one of {', '.join(GAN_LOSSES)}.")
+    raise ConfigError(f"Unknown GAN loss {kind!r}: use one of {', '.join(GAN_LOSSES)}.")
 
 
 def generator_loss(kind, fake_logits):
@@ -109,7 +111,7 @@ def generator_loss(kind, fake_logits):
         return _mean_per_example(tf.square(fake - 1.0))
     if kind in ("hinge", "wgan-gp"):
         return _mean_per_example(-fake)
-    raise ValueError(f"Unknown GAN loss {kind!r}: use one of {', '.join(GAN_LOSSES)}.")
+    raise ConfigError(f"Unknown GAN loss {kind!r}: use one of {', '.join(GAN_LOSSES)}.")
 
 
 def mean_absolute_error(targets, outputs):

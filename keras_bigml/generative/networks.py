@@ -3,16 +3,18 @@
 import keras
 from keras import layers
 
+from keras_bigml.errors import ConfigError
+
 KERNEL = 3
 
 
 def check_image_shape(image_shape, downsamplings):
     """Validate ``(height, width, channels)`` for a network that halves the size ``downsamplings`` times."""
     if len(image_shape) != 3 or not all(isinstance(d, int) and d > 0 for d in image_shape):
-        raise ValueError(f"image_shape must be (height, width, channels), got {image_shape!r}.")
+        raise ConfigError(f"image_shape must be (height, width, channels), got {image_shape!r}.")
     step = 2**downsamplings
     if image_shape[0] % step or image_shape[1] % step:
-        raise ValueError(
+        raise ConfigError(
             f"image_shape {tuple(image_shape)}: height and width must be multiples of {step} "
             f"for {downsamplings} stride-2 layers; resize the images or use fewer stride-2 layers."
         )

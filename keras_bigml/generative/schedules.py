@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_bigml.errors import ConfigError
+
 
 @keras.saving.register_keras_serializable(package="keras_bigml")
 class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -15,7 +17,7 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def __init__(self, initial_learning_rate, constant_steps, decay_steps):
         if constant_steps < 0 or decay_steps < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"constant_steps must be >= 0 and decay_steps >= 1, got {constant_steps} and {decay_steps}."
             )
         self.initial_learning_rate = float(initial_learning_rate)

@@ -13,6 +13,7 @@ CycleGAN code does, and float32 outputs.
 import keras
 from keras import layers
 
+from keras_bigml.errors import ConfigError
 from keras_bigml.generative.networks import check_image_shape
 
 
@@ -101,7 +102,7 @@ def unet_generator(input_shape, output_channels, filters=64, depth=None, name="g
     if depth is None:
         depth = min(8, _halvings(input_shape[0]), _halvings(input_shape[1]))
     if depth < 1:
-        raise ValueError(f"A U-Net needs even image sizes to downsample; got {tuple(input_shape)}.")
+        raise ConfigError(f"A U-Net needs even image sizes to downsample; got {tuple(input_shape)}.")
     check_image_shape(input_shape, depth)
     images = keras.Input(input_shape, name="images")
     x, skips = images, []

@@ -6,9 +6,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_bigml.errors import ConfigError
 from keras_bigml.distribute import global_mean, replica_normal, step_logs
 from keras_bigml.generative import losses
-from keras_bigml.generative.conditioning import prior_inputs, unpack_batch
+from keras_bigml.generative.base import LatentGenerativeModel
+from keras_bigml.generative.sampling import prior_inputs, unpack_batch
 from keras_bigml.generative.networks import conv_encoder, deconv_decoder
 from keras_bigml.generative.seeding import SavedSeedState
 
@@ -16,7 +18,7 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 
 
 @keras.saving.register_keras_serializable(package="keras_bigml")
-class VAE(SavedSeedState, keras.Model):
+class VAE(SavedSeedState, LatentGenerativeModel):
     """Convolutional VAE with the reparameterization trick and an analytic KL term.
 
     Images are float32 NHWC in [0, 1]. ``fit`` takes batches of images, or of
@@ -53,6 +55,8 @@ class VAE(SavedSeedState, keras.Model):
     (4, 8, 8, 1)
     """
 
+    kind = "vae"
+
     def __init__(
         self,
         image_shape=(28, 28, 1),
@@ -67,11 +71,11 @@ class VAE(SavedSeedState, keras.Model):
     ):
         super().__init__(**kwargs)
         if likelihood not in LIKELIHOODS:
-            raise ValueError(f"Unknown likelihood {likelihood!r}: use one of {', '.join(LIKELIHOODS)}.")
+            raise ConfigError(f"Unknown likelihood {likelihood!r}: use one of {', '.join(LIKELIHOODS)}.")
         if latent_dim < 1:
-            raise ValueError(f"latent_dim must be positive, got {latent_dim}.")
+            raise ConfigError(f"latent_dim must be positive, got {latent_dim}.")
         if beta < 0:
-            raise ValueError(f"beta must be non-negative, got {beta}.")
+            raise ConfigError(f"beta must be non-negative, got {beta}.")
         self.image_shape = tuple(image_shape)
         self.latent_dim = latent_dim
         self.filters = tuple(filters)
@@ -96,6 +100,16 @@ class VAE(SavedSeedState, keras.Model):
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_tracker = keras.metrics.Mean(name="kl_loss")
         self.built = True
+
+    def networks(self):
+        return {"encoder": self.encoder, "decoder": self.decoder}
+
+    def network_optimizers(self):
+        return {"vae": self.optimizer}
+
+    def test_metrics(self, dataset):
+        """The negative ELBO on ``dataset`` (nats per image), as ``test_negative_elbo``."""
+        return {"test_negative_elbo": float(self.evaluate(dataset, verbose=0, return_dict=True)["loss"])}
 
     @property
     def metrics(self):
@@ -256,7 +270,7 @@ class VAE(SavedSeedState, keras.Model):
         if not self.num_classes:
             return inputs
         if labels is None:
-            raise ValueError(f"This VAE is conditional (num_classes={self.num_classes}): pass labels.")
+            raise ConfigError(f"This VAE is conditional (num_classes={self.num_classes}): pass labels.")
         return [tf.convert_to_tensor(inputs), tf.cast(labels, tf.int32)]
 
 

@@ -49,7 +49,7 @@ def test_call_reconstructs_and_generate_samples_in_unit_range():
     assert reconstruction.shape == images.shape and reconstruction.dtype == tf.float32
     samples = vae.generate(5)
     assert samples.shape == (5, 8, 8, 1) and samples.min() >= 0 and samples.max() <= 1
-    with pytest.raises(ValueError, match="needs n or z"):
+    with pytest.raises(ValueError, match="needs n"):
         vae.generate()
 
 
@@ -85,7 +85,7 @@ def test_conditional_vae_needs_labels_and_decodes_per_class():
     zeros, sevens = vae.generate(z=z, labels=0), vae.generate(z=z, labels=7)
     assert not np.allclose(zeros, sevens)
     np.testing.assert_allclose(vae.generate(z=z[:1], labels=[7]), sevens[:1], atol=1e-6)
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 9\]"):
+    with pytest.raises(ValueError, match=r"labels must lie in 0..9"):
         vae.generate(2, labels=10)
 
 

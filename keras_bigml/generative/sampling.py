@@ -1,7 +1,33 @@
-"""Inputs for sampling: latent vectors and class labels, for conditional models or not."""
+"""Sampling from the prior and choosing labels, in one place, plus the batch checks of ``fit``.
+
+Every caller that draws latent vectors or labels for a generator (``generate``,
+the epoch grids, generator metrics, augmentation, the workflows) uses these.
+"""
 
 import keras
 import numpy as np
+
+from keras_bigml.errors import ConfigError, DataError
+
+
+def latent_vectors(n: int, latent_dim: int, seed: int | None = 0) -> np.ndarray:
+    """``n`` standard normal latent vectors, float32, from a numpy generator seeded with ``seed``.
+
+    >>> latent_vectors(2, 3).shape, latent_vectors(2, 3).dtype.name
+    ((2, 3), 'float32')
+    >>> bool((latent_vectors(2, 3, seed=1) == latent_vectors(2, 3, seed=1)).all())
+    True
+    """
+    return np.random.default_rng(seed).standard_normal((n, latent_dim)).astype(np.float32)
+
+
+def per_class_labels(per_class: int, num_classes: int) -> np.ndarray:
+    """``per_class`` labels of each class in turn, int32: ``0, 0, ..., 1, 1, ...``.
+
+    >>> per_class_labels(2, 3).tolist()
+    [0, 0, 1, 1, 2, 2]
+    """
+    return np.repeat(np.arange(num_classes, dtype=np.int32), per_class)
 
 
 def sample_labels(n, labels, num_classes):
@@ -19,7 +45,8 @@ def sample_labels(n, labels, num_classes):
         return np.arange(n, dtype=np.int32) % num_classes
     labels = np.resize(np.asarray(labels, dtype=np.int32), n)
     if labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(f"labels must lie in [0, {num_classes - 1}].")
+        raise ConfigError(f"labels must lie in 0..{num_classes - 1} for this model, got "
+                          f"{labels.min()}..{labels.max()}.")
     return labels
 
 
@@ -41,7 +68,7 @@ def unpack_batch(data, num_classes, model_name, image_shape=None):
     if not num_classes:
         return images, None
     if labels is None:
-        raise ValueError(
+        raise DataError(
             f"This {model_name} is conditional (num_classes={num_classes}): feed "
             "(images, labels) batches, e.g. load_images(..., labels=True)."
         )
@@ -49,18 +76,18 @@ def unpack_batch(data, num_classes, model_name, image_shape=None):
 
 
 def check_image_batch(images, image_shape, model_name):
-    """Raise a ValueError naming both shapes when a batch's images do not fit ``image_shape``.
+    """Raise a DataError naming both shapes when a batch's images do not fit ``image_shape``.
 
     >>> check_image_batch(np.zeros((2, 16, 16, 1)), (28, 28, 1), "GAN")
     Traceback (most recent call last):
     ...
-    ValueError: This GAN takes images of shape (28, 28, 1), got (16, 16, 1): load them with image_size=28 and channels=1.
+    keras_bigml.errors.DataError: This GAN takes images of shape (28, 28, 1), got (16, 16, 1): load them with image_size=28 and channels=1.
     """
     shape = tuple(images.shape[1:])
     if len(shape) != len(image_shape) or any(
         got is not None and got != want for got, want in zip(shape, image_shape)
     ):
-        raise ValueError(
+        raise DataError(
             f"This {model_name} takes images of shape {tuple(image_shape)}, got {shape}: load them "
             f"with image_size={image_shape[0]} and channels={image_shape[-1]}."
         )
@@ -74,7 +101,9 @@ def prior_inputs(n, labels, z, latent_dim, num_classes, seed_generator):
     ((3, 2), [0, 1, 2])
     """
     if z is None:
+        if n is not None and n < 1:
+            raise ConfigError(f"generate needs at least one image, got n={n}.")
         if n is None:
-            raise ValueError("generate needs n or z.")
+            raise ConfigError("generate needs n (how many images) or z (latent vectors).")
         z = keras.random.normal((n, latent_dim), seed=seed_generator)
     return z, sample_labels(len(z), labels, num_classes)

@@ -1,0 +1,132 @@
+"""The contract GAN, VAE and CycleGAN share, declared once.
+
+Runs, export, callbacks and workflows talk to generative models only through
+this contract, never by testing attributes:
+
+- `GenerativeModel`: a `keras.Model` with a ``kind`` name, its sub-networks and
+  each one's optimizer, the serving signatures it exports, the sample grid it
+  draws after each epoch, and the extra metrics it reports on test data.
+- `LatentGenerativeModel` (GAN, VAE): samples images from a latent prior,
+  optionally conditioned on class labels (``generate``).
+- `TranslationModel` (CycleGAN): translates images between two domains
+  (``translate``); its grids show translations of examples from the data.
+
+>>> from keras_bigml.generative import GAN, VAE, CycleGAN
+>>> issubclass(VAE, LatentGenerativeModel), issubclass(CycleGAN, TranslationModel)
+(True, True)
+>>> vae = VAE(image_shape=(8, 8, 1), latent_dim=2, filters=(8,), hidden_units=16)
+>>> vae.kind, sorted(vae.networks()), vae.sample_grid(num_images=4)[0].shape
+('vae', ['decoder', 'encoder'], (4, 8, 8, 1))
+"""
+
+import abc
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import keras
+import numpy as np
+
+from keras_bigml.errors import ConfigError
+from keras_bigml.generative.sampling import latent_vectors
+
+ServingFunctions = dict[str, tuple[Callable[..., dict], list]]
+
+
+class GenerativeModel(keras.Model, metaclass=abc.ABCMeta):
+    """A generative Keras model that keras_bigml can train into a run, export and draw.
+
+    Subclasses set ``kind`` (the name runs and the CLI use) and implement the
+    abstract methods.
+    """
+
+    kind: ClassVar[str]
+
+    @abc.abstractmethod
+    def networks(self) -> dict[str, keras.Model]:
+        """The sub-networks by name (e.g. ``generator``, ``discriminator``)."""
+
+    @abc.abstractmethod
+    def network_optimizers(self) -> dict[str, keras.optimizers.Optimizer]:
+        """Each trained network's optimizer by name, after ``compile``."""
+
+    @abc.abstractmethod
+    def serving_functions(self) -> ServingFunctions:
+        """Signatures for `keras_bigml.export`: name -> ``(function, input_signature)``.
+
+        Inputs and outputs are float32 NHWC images in [0, 1], float32 latent
+        vectors and int32 labels, so a client with TensorFlow alone can call them.
+        """
+
+    @abc.abstractmethod
+    def sample_grid(self, examples: Any = None, num_images: int = 64, seed: int = 0) -> tuple[np.ndarray, int]:
+        """Images for one sample grid and its number of columns.
+
+        ``examples`` is what `grid_examples` took from the training data; the
+        same ``seed`` gives the same latent vectors, so grids of successive
+        epochs show one set of samples evolving.
+        """
+
+    def grid_examples(self, dataset) -> Any:
+        """What `sample_grid` needs from the training data (nothing, by default)."""
+        return None
+
+    def test_metrics(self, dataset) -> dict[str, float]:
+        """Metrics of this kind of model on a test dataset, beyond ``evaluate``'s losses."""
+        return {}
+
+
+class LatentGenerativeModel(GenerativeModel):
+    """A model that samples images from a latent prior: ``generate(n, labels, z)``.
+
+    Subclasses set ``image_shape``, ``latent_dim`` and ``num_classes`` (None
+    for unconditional models).
+    """
+
+    image_shape: tuple
+    latent_dim: int
+    num_classes: int | None
+
+    @abc.abstractmethod
+    def generate(self, n: int | None = None, labels=None, z=None) -> np.ndarray:
+        """Sample images as a numpy array in [0, 1] (see `keras_bigml.generative.sampling`)."""
+
+    def sample_grid(self, examples=None, num_images=64, seed=0):
+        z = latent_vectors(num_images, self.latent_dim, seed)
+        return self.generate(z=z), None
+
+
+class TranslationModel(GenerativeModel):
+    """A model that translates images between domains A and B: ``translate(images, direction)``."""
+
+    directions: ClassVar[tuple[str, ...]] = ("a2b", "b2a")
+    image_shape_a: tuple
+    image_shape_b: tuple
+
+    @abc.abstractmethod
+    def translate(self, images, direction: str = "a2b", batch_size: int = 64) -> np.ndarray:
+        """Translate a numpy batch of images in [0, 1]."""
+
+    @abc.abstractmethod
+    def translation_examples(self, images_a, images_b) -> np.ndarray:
+        """Rows of inputs beside their translations, for a grid of six columns."""
+
+    def input_shape_of(self, direction: str) -> tuple:
+        """The image shape that ``translate(..., direction)`` takes."""
+        if direction not in self.directions:
+            raise ConfigError(f"Unknown direction {direction!r}: use one of {', '.join(self.directions)}.")
+        return self.image_shape_a if direction == "a2b" else self.image_shape_b
+
+    def grid_examples(self, dataset, count=8):
+        """The first ``count`` images of each domain from ``(images_a, images_b)`` batches."""
+        images_a, images_b = [], []
+        for batch_a, batch_b in dataset:
+            images_a.extend(batch_a.numpy())
+            images_b.extend(batch_b.numpy())
+            if len(images_a) >= count:
+                break
+        return np.stack(images_a[:count]), np.stack(images_b[:count])
+
+    def sample_grid(self, examples=None, num_images=64, seed=0):
+        if examples is None:
+            raise ConfigError("A translation model's grid needs example images: pass grid_examples(dataset).")
+        return self.translation_examples(*examples), 6

@@ -1,0 +1,412 @@
+"""Train a generative model into a run directory, and use a trained run: generate, translate, evaluate.
+
+Each function does one job end to end, checks its arguments first (one
+`keras_bigml.errors.ConfigError` sentence for a bad value), writes its files
+atomically and returns what it measured. The CLI, the notebooks and scripts
+call these.
+
+>>> import tempfile
+>>> out = tempfile.mkdtemp()
+>>> result = train_vae(out, ImageSource("digits", limit=32), TrainingOptions(epochs=1, batch_size=16, seed=0),
+...                    latent_dim=2, filters=(8,), hidden_units=16)
+>>> result.epochs, sorted(result.paths)
+(1, ['history', 'model', 'run', 'samples', 'saved_model'])
+>>> generate_images(out, os.path.join(out, "grid.png"), n=4).count
+4
+"""
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from keras_bigml.checks import fraction, one_of, positive_int, positive_ints, positive_number
+from keras_bigml.errors import ConfigError
+from keras_bigml.files import atomic_path
+
+STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+PRECISIONS = ("bfloat16", "float16")
+GAN_LOSSES = ("bce", "lsgan", "hinge", "wgan-gp")
+
+
+@dataclass
+class ImageSource:
+    """Where training images come from (see `keras_bigml.data.load_images`)."""
+
+    source: str = "digits"
+    split: str = "train"
+    image_size: int | None = None
+    channels: int | None = None
+    limit: int | None = None
+    skip_bad_files: bool = False
+
+    def check(self, name="data"):
+        positive_int(f"{name} image_size", self.image_size, optional=True)
+        positive_int(f"{name} limit", self.limit, optional=True)
+        if self.channels is not None:
+            one_of(f"{name} channels", self.channels, (1, 3))
+
+
+@dataclass
+class TrainingOptions:
+    """What every training run shares: its length, optimizer step, strategy, precision, seed."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float | None = None
+    strategy: str = "auto"
+    mixed_precision: str | None = None
+    seed: int | None = None
+    tensorboard: bool = False
+
+    def check(self):
+        positive_int("epochs", self.epochs)
+        positive_int("batch_size", self.batch_size)
+        positive_number("learning_rate", self.learning_rate, optional=True)
+        one_of("strategy", self.strategy, STRATEGIES)
+        if self.mixed_precision is not None:
+            one_of("mixed_precision", self.mixed_precision, PRECISIONS)
+
+
+@dataclass
+class TrainingResult:
+    """A finished training run: its directory, files, epochs and last epoch's metrics."""
+
+    run_dir: str
+    paths: dict
+    epochs: int
+    metrics: dict = field(default_factory=dict)
+    model: object = None
+
+
+def train_vae(out_dir, data: ImageSource, options: TrainingOptions, *, latent_dim=16, filters=(32, 64),
+              hidden_units=256, likelihood="bernoulli", beta=1.0, conditional=False, num_classes=None,
+              binarize=False, resume=False, overwrite=False) -> TrainingResult:
+    """Train a convolutional VAE (`keras_bigml.generative.VAE`) into ``out_dir``."""
+    positive_int("latent_dim", latent_dim)
+    positive_ints("filters", filters)
+    positive_int("hidden_units", hidden_units)
+    positive_number("beta", beta, allow_zero=True)
+    settings = {"latent_dim": latent_dim, "filters": filters, "hidden_units": hidden_units,
+                "likelihood": likelihood, "beta": beta, "conditional": conditional,
+                "num_classes": num_classes, "binarize": binarize}
+    dataset, image_shape, classes = _training_images(data, options, conditional, num_classes, binarize)
+
+    def build():
+        import keras
+
+        from keras_bigml.generative import VAE
+
+        vae = VAE(image_shape=image_shape, latent_dim=latent_dim, filters=filters, hidden_units=hidden_units,
+                  likelihood=likelihood, beta=beta, num_classes=classes, seed=options.seed)
+        vae.compile(optimizer=keras.optimizers.Adam(options.learning_rate or 1e-3))
+        return vae
+
+    return _fit_run(build, dataset, out_dir, options, {"data": data, **settings}, resume, overwrite)
+
+
+def train_gan(out_dir, data: ImageSource, options: TrainingOptions, *, loss="bce", conditional=False,
+              num_classes=None, latent_dim=64, generator_filters=(128, 64), discriminator_filters=(64, 128),
+              discriminator_steps=None, ema_decay=0.999, resume=False, overwrite=False) -> TrainingResult:
+    """Train a DCGAN, conditional GAN or WGAN-GP (`keras_bigml.generative.GAN`) into ``out_dir``.
+
+    ``discriminator_steps`` defaults to 5 for WGAN-GP and 1 otherwise; the
+    learning rate to 1e-4 (WGAN-GP, Adam betas 0 and 0.9) or 2e-4 (Adam beta_1 0.5).
+    ``ema_decay`` 0 or None switches the generator's moving average off.
+    """
+    one_of("GAN loss", loss, GAN_LOSSES)
+    positive_int("latent_dim", latent_dim)
+    positive_ints("generator_filters", generator_filters)
+    positive_ints("discriminator_filters", discriminator_filters)
+    discriminator_steps = positive_int("discriminator_steps", discriminator_steps, optional=True) or (
+        5 if loss == "wgan-gp" else 1)
+    if ema_decay:
+        fraction("ema_decay", ema_decay)
+    settings = {"loss": loss, "conditional": conditional, "num_classes": num_classes, "latent_dim": latent_dim,
+                "generator_filters": generator_filters, "discriminator_filters": discriminator_filters,
+                "discriminator_steps": discriminator_steps, "ema_decay": ema_decay or None}
+    dataset, image_shape, classes = _training_images(data, options, conditional, num_classes)
+    learning_rate = options.learning_rate or (1e-4 if loss == "wgan-gp" else 2e-4)
+    betas = (0.0, 0.9) if loss == "wgan-gp" else (0.5, 0.999)
+
+    def build():
+        import keras
+
+        from keras_bigml.generative import GAN
+
+        gan = GAN(image_shape=image_shape, latent_dim=latent_dim, generator_filters=generator_filters,
+                  discriminator_filters=discriminator_filters, num_classes=classes,
+                  discriminator_steps=discriminator_steps, ema_decay=ema_decay or None, seed=options.seed)
+        gan.compile(d_optimizer=keras.optimizers.Adam(learning_rate, *betas),
+                    g_optimizer=keras.optimizers.Adam(learning_rate, *betas), loss=loss)
+        return gan
+
+    return _fit_run(build, dataset, out_dir, options, {"data": data, **settings}, resume, overwrite)
+
+
+def train_cyclegan(out_dir, data_a: ImageSource, data_b: ImageSource, options: TrainingOptions, *,
+                   jitter=False, generator="resnet", generator_filters=64, discriminator_filters=64,
+                   residual_blocks=None, discriminator_layers=3, loss="lsgan", cycle_weight=10.0,
+                   identity_weight=None, pool_size=50, semantic_classifier=None, semantic_weight=1.0,
+                   decay_epochs=None, allow_unsafe=False, resume=False, overwrite=False) -> TrainingResult:
+    """Train a CycleGAN (`keras_bigml.generative.CycleGAN`) between two image sources into ``out_dir``.
+
+    The learning rate (default 2e-4) stays constant, then falls linearly to zero
+    over the last ``decay_epochs`` (default: half the epochs). ``semantic_classifier``
+    is the path of a saved Keras classifier of both domains' images (CyCADA's
+    semantic consistency loss).
+    """
+    from keras_bigml.data import load_images, pair_unpaired, random_jitter
+
+    options.check()
+    data_a.check("data_a")
+    data_b.check("data_b")
+    positive_int("generator_filters", generator_filters)
+    positive_int("discriminator_filters", discriminator_filters)
+    positive_int("residual_blocks", residual_blocks, optional=True)
+    positive_int("discriminator_layers", discriminator_layers)
+    positive_number("cycle_weight", cycle_weight, allow_zero=True)
+    positive_number("identity_weight", identity_weight, allow_zero=True, optional=True)
+    positive_int("pool_size", pool_size, minimum=0)
+    positive_number("semantic_weight", semantic_weight, allow_zero=True)
+    positive_int("decay_epochs", decay_epochs, minimum=0, optional=True)
+    if decay_epochs is not None and decay_epochs > options.epochs:
+        raise ConfigError(f"decay_epochs ({decay_epochs}) cannot exceed epochs ({options.epochs}).")
+    settings = {"data_a": data_a, "data_b": data_b, "jitter": jitter, "generator": generator,
+                "generator_filters": generator_filters, "discriminator_filters": discriminator_filters,
+                "residual_blocks": residual_blocks, "discriminator_layers": discriminator_layers, "loss": loss,
+                "cycle_weight": cycle_weight, "identity_weight": identity_weight, "pool_size": pool_size,
+                "semantic_classifier": semantic_classifier and os.path.abspath(semantic_classifier),
+                "semantic_weight": semantic_weight, "decay_epochs": decay_epochs}
+    first = load_images(data_a.source, split=data_a.split, image_size=data_a.image_size, channels=data_a.channels,
+                        batch_size=None, limit=data_a.limit, seed=options.seed,
+                        skip_bad_files=data_a.skip_bad_files)
+    size = data_a.image_size or tuple(first.element_spec.shape[:2])
+    second = load_images(data_b.source, split=data_b.split, image_size=size, channels=data_b.channels,
+                         batch_size=None, limit=data_b.limit,
+                         seed=None if options.seed is None else options.seed + 1,
+                         skip_bad_files=data_b.skip_bad_files)
+    if jitter:
+        first, second = random_jitter(first, seed=options.seed), random_jitter(second, seed=options.seed)
+    dataset = pair_unpaired(first, second, batch_size=options.batch_size)
+    steps_per_epoch = int(dataset.cardinality())
+    total = options.epochs * steps_per_epoch
+    decay = total // 2 if decay_epochs is None else decay_epochs * steps_per_epoch
+
+    def build():
+        from keras_bigml.generative import CycleGAN
+        from keras_bigml.generative.schedules import LinearDecay
+        from keras_bigml.runs import load_keras_file
+
+        classifier = semantic_classifier and load_keras_file(semantic_classifier, allow_unsafe, "classifier")
+        model = CycleGAN(
+            tuple(first.element_spec.shape), tuple(second.element_spec.shape), generator=generator,
+            generator_filters=generator_filters, discriminator_filters=discriminator_filters,
+            residual_blocks=residual_blocks, discriminator_layers=discriminator_layers,
+            cycle_weight=cycle_weight, identity_weight=identity_weight, pool_size=pool_size,
+            semantic_classifier=classifier or None, semantic_weight=semantic_weight, seed=options.seed,
+        )
+        model.compile(loss=loss, learning_rate=LinearDecay(options.learning_rate or 2e-4, total - decay,
+                                                           max(decay, 1)))
+        return model
+
+    return _fit_run(build, dataset, out_dir, options, settings, resume, overwrite)
+
+
+@dataclass
+class GenerationResult:
+    """Images sampled from a run: how many, and the grid file."""
+
+    count: int
+    path: str
+
+
+def generate_images(run_dir, out, *, n=64, labels=None, seed=0, allow_unsafe=False) -> GenerationResult:
+    """Sample ``n`` images from a trained GAN or VAE run and save them as one grid PNG at ``out``."""
+    from keras_bigml.generative.base import LatentGenerativeModel
+    from keras_bigml.generative.sampling import latent_vectors
+    from keras_bigml.plotting import save_image_grid
+
+    positive_int("n", n)
+    model = _load(run_dir, allow_unsafe)
+    if not isinstance(model, LatentGenerativeModel):
+        raise ConfigError(f"{run_dir} holds a {model.kind} model, which translates images instead of sampling "
+                          "them: use 'keras-bigml translate'.")
+    images = model.generate(z=latent_vectors(n, model.latent_dim, seed), labels=labels)
+    save_image_grid(images, out)
+    return GenerationResult(len(images), os.fspath(out))
+
+
+@dataclass
+class TranslationResult:
+    """Images translated by a CycleGAN run: how many, the direction, and where they went."""
+
+    count: int
+    direction: str
+    out_dir: str
+    grid: str
+
+
+def translate_images(run_dir, source, out_dir, *, direction="a2b", split="test", limit=None, batch_size=256,
+                     allow_unsafe=False) -> TranslationResult:
+    """Translate the images of ``source`` with a CycleGAN run, batch by batch, into PNG files.
+
+    ``out_dir/00000.png, ...`` hold the translations; ``out_dir/grid.png`` shows up
+    to 32 inputs beside their translations.
+    """
+    from keras_bigml.data import load_images
+    from keras_bigml.generative.base import TranslationModel
+    from keras_bigml.plotting import save_image_grid
+
+    positive_int("limit", limit, optional=True)
+    positive_int("batch_size", batch_size)
+    model = _load(run_dir, allow_unsafe)
+    if not isinstance(model, TranslationModel):
+        raise ConfigError(f"{run_dir} holds a {model.kind} model, not a translation model (CycleGAN): "
+                          "nothing to translate.")
+    shape = model.input_shape_of(direction)
+    dataset = load_images(source, split=split, image_size=shape[:2], channels=shape[2], batch_size=batch_size,
+                          shuffle=False, limit=limit)
+    os.makedirs(out_dir, exist_ok=True)
+    count, shown = 0, ([], [])
+    for batch in dataset.as_numpy_iterator():
+        translated = model.translate(batch, direction)
+        for image in translated:
+            save_image_grid(image[None], os.path.join(out_dir, f"{count:05d}.png"), ncols=1, scale=1)
+            count += 1
+        room = 32 - len(shown[0])
+        shown[0].extend(batch[:room])
+        shown[1].extend(translated[:room])
+    inputs, outputs = np.stack(shown[0]), np.stack(shown[1])
+    side_by_side = np.stack([_as_rgb(inputs, outputs), _as_rgb(outputs, inputs)], axis=1)
+    grid = os.path.join(out_dir, "grid.png")
+    save_image_grid(side_by_side.reshape(-1, *side_by_side.shape[2:]), grid, ncols=8)
+    return TranslationResult(count, direction, os.fspath(out_dir), grid)
+
+
+@dataclass
+class EvaluationResult:
+    """Generator metrics of a run, and the ``metrics.json`` they were written to."""
+
+    metrics: dict
+    path: str
+
+
+def evaluate_run(run_dir, source, *, n=1000, limit=None, classifier=None, inception_weights=None,
+                 classifier_epochs=3, seed=0, allow_unsafe=False) -> EvaluationResult:
+    """Judge a GAN or VAE run against real images; write ``metrics.json`` into the run.
+
+    Frechet and kernel distances on a classifier's features (real train versus
+    test beside them), classifier score, label agreement for conditional models,
+    and the model's own test metrics (the negative ELBO for VAEs). The classifier
+    is trained on ``source``'s training split unless a saved one (``classifier``,
+    a ``.keras`` path) or Inception-v3 weights (``inception_weights``) are given.
+    """
+    from keras_bigml.data import load_images
+    from keras_bigml.evaluation.generative import generator_report, inception_classifier, train_classifier
+    from keras_bigml.generative.base import LatentGenerativeModel
+    from keras_bigml.runs import load_keras_file
+
+    positive_int("n", n)
+    positive_int("limit", limit, optional=True)
+    positive_int("classifier_epochs", classifier_epochs)
+    model = _load(run_dir, allow_unsafe)
+    if not isinstance(model, LatentGenerativeModel):
+        raise ConfigError(f"{run_dir} holds a {model.kind} model; evaluate judges models that sample images "
+                          "(GANs and VAEs).")
+    shape = model.image_shape
+    splits = {}
+    for split in ("train", "test"):
+        dataset = load_images(source, split=split, image_size=shape[:2], channels=shape[2], labels=True,
+                              batch_size=1000, shuffle=False, limit=limit)
+        batches = list(dataset.as_numpy_iterator())
+        splits[split] = (np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]))
+    if inception_weights:
+        judge = inception_classifier(inception_weights, shape)
+    elif classifier:
+        judge = load_keras_file(classifier, allow_unsafe, "classifier")
+    else:
+        judge = train_classifier(*splits["train"], epochs=classifier_epochs, seed=seed)
+    metrics = generator_report(model, judge, splits["train"][0], splits["test"][0], n, seed)
+    test = load_images(source, split="test", image_size=shape[:2], channels=shape[2],
+                       labels=bool(model.num_classes), shuffle=False, limit=limit)
+    metrics.update(model.test_metrics(test))
+    path = os.path.join(run_dir if os.path.isdir(run_dir) else os.path.dirname(run_dir), "metrics.json")
+    with atomic_path(path) as tmp, open(tmp, "w") as file:
+        json.dump(metrics, file, indent=1)
+    return EvaluationResult(metrics, path)
+
+
+def _training_images(data: ImageSource, options: TrainingOptions, conditional, num_classes, binarize=False):
+    """The training dataset, its image shape and (conditional models) the checked class count."""
+    from keras_bigml.data import load_images
+    from keras_bigml.data.images import count_classes
+
+    options.check()
+    data.check()
+    positive_int("num_classes", num_classes, minimum=2, optional=True)
+    if num_classes is not None and not conditional:
+        raise ConfigError("num_classes is for conditional models: add --conditional (or train cgan).")
+    dataset = load_images(data.source, split=data.split, image_size=data.image_size, channels=data.channels,
+                          labels=conditional, batch_size=options.batch_size, seed=options.seed,
+                          binarize=binarize, limit=data.limit, skip_bad_files=data.skip_bad_files)
+    spec = dataset.element_spec
+    image_shape = tuple((spec[0] if isinstance(spec, tuple) else spec).shape[1:])
+    if not conditional:
+        return dataset, image_shape, None
+    return dataset, image_shape, count_classes(dataset, num_classes)
+
+
+def _fit_run(build, dataset, out_dir, options: TrainingOptions, settings, resume, overwrite):
+    """Build and compile the model inside the chosen strategy, fit it, write the run."""
+    import keras
+
+    from keras_bigml.distribute import get_strategy
+    from keras_bigml.runs import fit_and_save
+
+    if options.mixed_precision:
+        keras.mixed_precision.set_global_policy(f"mixed_{options.mixed_precision}")
+    if options.seed is not None:
+        keras.utils.set_random_seed(options.seed)
+    with get_strategy(options.strategy).scope():
+        model = build()
+    callbacks = []
+    if options.tensorboard:
+        from keras_bigml.callbacks import tensorboard_callbacks
+
+        callbacks = tensorboard_callbacks(os.path.join(out_dir, "tensorboard"), dataset, model)
+    arguments = {**_plain(settings), **dataclasses.asdict(options)}
+    paths = fit_and_save(model, dataset, out_dir, options.epochs, verbose=_verbosity(), callbacks=callbacks,
+                         resume=resume, overwrite=overwrite, arguments=arguments, seed=options.seed)
+    with open(paths["history"]) as file:
+        history = json.load(file)
+    return TrainingResult(os.fspath(out_dir), paths, options.epochs,
+                          {name: values[-1] for name, values in history.items() if values}, model)
+
+
+def _load(run_dir, allow_unsafe):
+    from keras_bigml.generative.base import GenerativeModel
+    from keras_bigml.runs import load_run_model
+
+    model = load_run_model(run_dir, allow_unsafe=allow_unsafe)
+    if not isinstance(model, GenerativeModel):
+        raise ConfigError(f"{run_dir} holds a {type(model).__name__}, not a keras_bigml generative model.")
+    return model
+
+
+def _plain(settings):
+    return {key: dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+            for key, value in settings.items()}
+
+
+def _as_rgb(images, other):
+    """``images`` with three channels when ``other`` has three, so the two fit one grid."""
+    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 and other.shape[-1] == 3 else images
+
+
+def _verbosity():
+    import sys
+
+    return 1 if sys.stdout.isatty() else 2
