@@ -16,7 +16,7 @@ def test_train_vae_writes_the_run_and_generate_draws_a_grid(tmp_path, capsys):
                  "--batch-size", "16", "--latent-dim", "2", "--filters", "8",
                  "--hidden-units", "16", "--seed", "0", "--out", str(out)])
     assert code == 0
-    assert sorted(os.listdir(out)) == ["grids", "history.json", "model.keras", "samples.png", "saved_model"]
+    assert sorted(os.listdir(out)) == ["grids", "history.json", "model.keras", "run.json", "samples.png", "saved_model"]
     assert len(json.load(open(out / "history.json"))["loss"]) == 2
     assert "samples.png" in capsys.readouterr().out
     grid = tmp_path / "grid.png"
@@ -60,6 +60,141 @@ def test_bad_input_gives_one_clear_line(tmp_path, capsys):
     assert "Nothing to resume" in capsys.readouterr().err
 
 
+TINY_VAE = ["--limit", "32", "--batch-size", "16", "--latent-dim", "2", "--filters", "8", "--hidden-units", "16"]
+TINY_CYCLEGAN = ["--data-a", "digits", "--data-b", "digits", "--split-b", "test", "--limit", "8", "--batch-size", "4",
+                 "--generator-filters", "4", "--discriminator-filters", "4", "--residual-blocks", "1",
+                 "--discriminator-layers", "1"]
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    """Trained tiny runs and files that must be refused, made once for the error-path tests."""
+    root = tmp_path_factory.mktemp("bad")
+    assert main(["train", "vae", *TINY_VAE, "--epochs", "1", "--out", str(root / "vae")]) == 0
+    assert main(["train", "cyclegan", *TINY_CYCLEGAN, "--epochs", "1", "--out", str(root / "cyclegan")]) == 0
+    images = np.zeros((20, 8, 8), np.uint8)
+    np.savez(root / "stray_label.npz", x_train=images, y_train=np.r_[np.arange(19) % 10, 2_000_000],
+             x_test=images, y_test=np.zeros(20, np.int64))
+    np.savez(root / "objects.npz", x_train=np.array([{"a": 1}] * 2, dtype=object), y_train=np.zeros(2),
+             x_test=images, y_test=np.zeros(20))
+    (root / "folder").mkdir()
+    for index in range(3):
+        Image.fromarray(np.full((8, 8), index * 60, np.uint8)).save(root / "folder" / f"{index}.png")
+    (root / "folder" / "broken.png").write_bytes(b"\x89PNG not really")
+    (root / "one_class.csv").write_text("a,b,y\n" + "".join(f"{i},{i % 3},1\n" for i in range(40)))
+    (root / "twice.csv").write_text("a,y,y\n" + "".join(f"{i},{i % 2},{i % 2}\n" for i in range(40)))
+    (root / "empty.csv").write_text("")
+    (root / "plain.csv").write_text("a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(40)))
+    import keras
+
+    inputs = keras.Input((8, 8, 1))
+    keras.Model(inputs, keras.layers.Lambda(lambda x: x * 1.0)(inputs)).save(root / "lambda.keras")
+    return root
+
+
+ERROR_CASES = {
+    "zero epochs": (["train", "vae", "--epochs", "0", "--out", "{root}/x"], 2, "epochs must be a whole number of at least 1, got 0"),
+    "negative epochs": (["train", "gan", "--epochs", "-1", "--out", "{root}/x"], 2, "got -1"),
+    "zero batch size": (["train", "vae", "--batch-size", "0", "--out", "{root}/x"], 2, "batch_size must be"),
+    "zero latent size": (["train", "vae", "--latent-dim", "0", "--out", "{root}/x"], 2, "latent_dim must be"),
+    "zero image size": (["train", "vae", "--image-size", "0", "--out", "{root}/x"], 2, "image_size"),
+    "zero limit": (["train", "vae", "--limit", "0", "--out", "{root}/x"], 2, "limit"),
+    "negative learning rate": (["train", "vae", "--learning-rate", "-1", "--out", "{root}/x"], 2, "learning_rate must be"),
+    "bad channels": (["train", "vae", "--channels", "2", "--out", "{root}/x"], 2, "invalid choice: 2"),
+    "bad widths": (["train", "vae", "--filters", "a,b", "--out", "{root}/x"], 2, "comma-separated integers"),
+    "unknown dataset": (["train", "vae", "--data", "no_such_set", "--out", "{root}/x"], 1, "no_such_set"),
+    "missing npz": (["train", "vae", "--data", "{root}/missing.npz", "--out", "{root}/x"], 1, "missing.npz"),
+    "object array npz": (["train", "vae", "--data", "{root}/objects.npz", "--out", "{root}/x"], 1, "objects.npz"),
+    "stray label": (["train", "cgan", "--data", "{root}/stray_label.npz", "--out", "{root}/x"], 1, "2000000"),
+    "too few classes": (["train", "cgan", "--num-classes", "5", "--epochs", "1", "--out", "{root}/x"], 2, "num_classes"),
+    "one class": (["train", "cgan", "--num-classes", "1", "--out", "{root}/x"], 2, "num_classes must be"),
+    "classes unconditional": (["train", "vae", "--num-classes", "10", "--out", "{root}/x"], 2, "--conditional"),
+    "corrupt image": (["train", "vae", "--data", "{root}/folder", "--out", "{root}/x"], 1, "broken.png"),
+    "resume nothing": (["train", "vae", "--resume", "--out", "{root}/fresh"], 1, "Nothing to resume"),
+    "resume and overwrite": (["train", "vae", "--resume", "--overwrite", "--out", "{root}/vae"], 2, "either resume"),
+    "finished run": (["train", "vae", *TINY_VAE, "--out", "{root}/vae"], 1, "finished vae run: pass overwrite"),
+    "finished run resumed": (["train", "vae", *TINY_VAE, "--resume", "--out", "{root}/vae"], 1, "nothing to resume"),
+    "decay longer than run": (["train", "cyclegan", *TINY_CYCLEGAN, "--epochs", "2", "--decay-epochs", "5",
+                               "--out", "{root}/x"], 2, "decay_epochs (5) cannot exceed epochs (2)"),
+    "lambda classifier": (["train", "cyclegan", *TINY_CYCLEGAN, "--semantic-classifier", "{root}/lambda.keras",
+                           "--out", "{root}/x"], 1, "--allow-unsafe-deserialization"),
+    "generate missing": (["generate", "{root}/nothing"], 1, "No trained model"),
+    "generate none": (["generate", "{root}/vae", "--n", "0", "--out", "{root}/g.png"], 2, "n must be"),
+    "generate from cyclegan": (["generate", "{root}/cyclegan", "--out", "{root}/g.png"], 2, "use 'keras-bigml translate'"),
+    "translate with vae": (["translate", "{root}/vae", "--input", "digits", "--out", "{root}/t"], 2, "nothing to translate"),
+    "evaluate cyclegan": (["evaluate", "{root}/cyclegan", "--data", "digits"], 2, "evaluate judges"),
+    "unknown algorithm": (["classical", "--algo", "forest", "--out", "{root}/c"], 2, "forest"),
+    "missing table": (["classical", "--algo", "svm", "--data", "{root}/missing.csv", "--out", "{root}/c"], 1, "missing.csv"),
+    "missing target": (["classical", "--algo", "svm", "--data", "{root}/plain.csv", "--target", "c", "--out", "{root}/c"],
+                       1, "'c'"),
+    "test size": (["classical", "--algo", "svm", "--test-size", "1.5", "--out", "{root}/c"], 2, "test_size"),
+    "one-class target": (["classical", "--algo", "random_forest", "--data", "{root}/one_class.csv", "--target", "y",
+                          "--out", "{root}/c"], 1, "one class"),
+    "target named twice": (["classical", "--algo", "svm", "--data", "{root}/twice.csv", "--target", "y",
+                            "--out", "{root}/c"], 1, "y"),
+    "empty table": (["classical", "--algo", "svm", "--data", "{root}/empty.csv", "--target", "y", "--out", "{root}/c"],
+                    1, "empty.csv"),
+    "missing --out": (["train", "vae"], 2, "required: --out"),
+    "unknown flag": (["train", "vae", "--out", "{root}/x", "--no-such-flag"], 2, "unrecognized arguments"),
+}
+
+
+@pytest.mark.parametrize("case", list(ERROR_CASES))
+def test_every_refusal_is_one_line_without_a_traceback(case, bad_files, capsys):
+    argv, status, words = ERROR_CASES[case]
+    argv = [part.format(root=bad_files) for part in argv]
+    try:
+        code = main(argv)
+    except SystemExit as exit_info:
+        code = exit_info.code
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == status, err
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("keras-bigml") and words.lower() in lines[0].lower(), lines[0]
+
+
+@pytest.mark.large
+def test_the_command_line_is_quiet_and_shows_no_traceback(tmp_path):
+    quiet = subprocess.run(["keras-bigml", "train", "vae", "--data", "digits", *TINY_VAE, "--epochs", "1",
+                            "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=300,
+                           env={key: value for key, value in os.environ.items() if not key.startswith("TF_")})
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    refused = subprocess.run(["keras-bigml", "train", "vae", "--epochs", "0", "--out", str(tmp_path / "x")],
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+    verbose = subprocess.run(["keras-bigml", "train", "vae", "--data", "no_such_set", "--out", str(tmp_path / "y"),
+                              "--verbose"], capture_output=True, text=True, timeout=300)
+    assert verbose.returncode == 1 and "Traceback" in verbose.stderr
+
+
+def test_the_cli_and_classical_commands_do_not_import_tensorflow(tmp_path):
+    code = ("import sys\n"
+            "from keras_bigml.cli import main\n"
+            f"status = main(['classical', '--algo', 'decision_tree', '--data', 'iris', '--out', {str(tmp_path)!r}])\n"
+            "print(status, 'tensorflow' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.stdout.splitlines()[-1] == "0 False", result.stderr[-2000:]
+    imports = subprocess.run([sys.executable, "-X", "importtime", "-c", "import keras_bigml.cli"],
+                             capture_output=True, text=True, timeout=300)
+    assert "tensorflow" not in imports.stderr and "keras_bigml.cli" in imports.stderr
+
+
+def test_resume_with_another_latent_size_names_the_difference(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert main(["train", "vae", *TINY_VAE, "--epochs", "1", "--out", out]) == 0
+    os.remove(os.path.join(out, "run.json"))
+    assert main(["train", "vae", *TINY_VAE, "--epochs", "1", "--out", out]) == 1
+    assert "is not empty" in capsys.readouterr().err
+    assert main(["train", "vae", *TINY_VAE, "--epochs", "1", "--overwrite", "--out", out]) == 0
+    from keras_bigml.runs import RunDirectory
+
+    RunDirectory(out).update(status="failed")
+    os.makedirs(os.path.join(out, "backup"))
+    assert main(["train", "vae", *TINY_VAE[:-4], "--latent-dim", "3", "--filters", "8", "--resume", "--out", out]) == 1
+    assert "latent_dim was 2, now 3" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("command", [[], ["quickstart"], ["train"], ["train", "vae"], ["train", "gan"], ["train", "cgan"], ["train", "wgan-gp"], ["train", "cyclegan"], ["generate"], ["translate"], ["evaluate"], ["classical"]])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -96,9 +231,8 @@ def test_classical_tunes_a_regressor_from_a_csv(tmp_path):
 
 
 def test_classical_bad_input(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        main(["classical", "--algo", "forest", "--out", str(tmp_path)])
-    assert "invalid choice: 'forest'" in capsys.readouterr().err
+    assert main(["classical", "--algo", "forest", "--out", str(tmp_path / "forest")]) == 2
+    assert "forest" in capsys.readouterr().err
     (tmp_path / "t.csv").write_text("a,b\n1,2\n3,4\n")
     assert main(["classical", "--algo", "svm", "--data", str(tmp_path / "t.csv"), "--target", "c",
                  "--out", str(tmp_path / "o")]) == 1
@@ -140,7 +274,7 @@ def test_train_cyclegan_then_translate(tmp_path, capsys):
     model = load_run_model(str(out))
     assert model.image_shape_b == (8, 8, 3)
     # 2 epochs of 2 steps, the second half decaying: the learning rate has reached zero.
-    assert float(model.optimizers["generator_ab"].learning_rate) == 0.0
+    assert float(model.network_optimizers()["generator_ab"].learning_rate) == 0.0
     translated = tmp_path / "translated"
     assert main(["translate", str(out), "--direction", "b2a", "--input", "digits", "--limit", "5",
                  "--out", str(translated)]) == 0

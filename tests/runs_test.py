@@ -10,8 +10,9 @@ import pytest
 import tensorflow as tf
 
 from keras_bigml.data import load_images
+from keras_bigml.errors import ConfigError, ModelFileError, RunError, UntrustedFileError
 from keras_bigml.generative import VAE
-from keras_bigml.runs import example_pairs, fit_and_save, load_run_model
+from keras_bigml.runs import LOCK_FILE, RunDirectory, fit_and_save, load_keras_file, load_run_model
 
 
 def test_fit_and_save_writes_a_complete_run_directory(tmp_path):
@@ -28,18 +29,27 @@ def test_fit_and_save_writes_a_complete_run_directory(tmp_path):
 
 
 def test_load_run_model_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="No trained model"):
+    with pytest.raises(ModelFileError, match="No trained model"):
         load_run_model(str(tmp_path))
     (tmp_path / "model.keras").write_bytes(b"garbage")
-    with pytest.raises(ValueError, match="not a readable Keras model"):
+    with pytest.raises(ModelFileError, match="not a readable Keras model"):
         load_run_model(str(tmp_path))
 
 
-def test_example_pairs_takes_the_first_images_of_each_domain():
-    a = tf.reshape(tf.range(10, dtype=tf.float32), (10, 1, 1, 1))
-    pairs = tf.data.Dataset.from_tensor_slices((a, -a)).batch(3)
-    images_a, images_b = example_pairs(pairs, count=4)
-    assert images_a.ravel().tolist() == [0, 1, 2, 3] and images_b.ravel().tolist() == [0, -1, -2, -3]
+def test_a_keras_file_with_a_lambda_layer_is_refused_unless_allowed(tmp_path):
+    marker = tmp_path / "marker"
+    inputs = keras.Input((2,))
+    # Loading this model unsafely deserializes and runs the lambda, which creates the marker file.
+    code = f"lambda x: (open({str(marker)!r}, 'w').close(), x)[1]"
+    model = keras.Model(inputs, keras.layers.Lambda(eval(code))(inputs))
+    model.save(tmp_path / "lambda.keras")
+    marker.unlink()  # building the model ran the lambda once
+    with pytest.raises(UntrustedFileError, match=r"lambda.keras holds Python code.*--allow-unsafe-deserialization"):
+        load_keras_file(tmp_path / "lambda.keras")
+    assert not marker.exists()
+    loaded = load_keras_file(tmp_path / "lambda.keras", allow_unsafe=True)
+    loaded(np.zeros((1, 2), np.float32))
+    assert marker.exists()
 
 
 RESUMABLE_RUN = """
@@ -81,8 +91,14 @@ class KillMidEpoch(keras.callbacks.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-fit_and_save(model, data, out, epochs=4, verbose=0, callbacks=[KillMidEpoch()] if mode == "kill" else [],
-             resume=mode == "resume")
+class KillAfterLastEpoch(keras.callbacks.Callback):
+    def on_train_end(self, logs=None):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+killers = {"kill": [KillMidEpoch()], "kill_at_end": [KillAfterLastEpoch()]}
+fit_and_save(model, data, out, epochs=4, verbose=0, callbacks=killers.get(mode, []), resume=mode == "resume",
+             arguments={"kind": kind})
 print(json.dumps([int(optimizer.iterations) for optimizer in optimizers]))
 """
 
@@ -94,6 +110,7 @@ def run_training(tmp_path, kind, out, mode):
                           timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("kind", ["vae", "gan", "cyclegan"])
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, kind):
     plain = run_training(tmp_path, kind, tmp_path / "plain", "plain")
@@ -101,6 +118,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, kind):
     killed = run_training(tmp_path, kind, tmp_path / "resumed", "kill")
     assert killed.returncode == -signal.SIGKILL
     assert (tmp_path / "resumed" / "backup").is_dir() and not (tmp_path / "resumed" / "model.keras").exists()
+    assert RunDirectory(tmp_path / "resumed").info["status"] == "running"
     assert len(json.load(open(tmp_path / "resumed" / "history.json"))["loss" if kind == "vae" else "g_loss"]) == 2
     resumed = run_training(tmp_path, kind, tmp_path / "resumed", "resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -114,13 +132,104 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, kind):
     for a, b in zip(models[0].weights, models[1].weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, err_msg=a.path)
     assert not (tmp_path / "resumed" / "backup").exists()
+    assert RunDirectory(tmp_path / "resumed").info["status"] == "finished"
+
+
+@pytest.mark.large
+def test_run_killed_between_its_last_epoch_and_the_save_is_finished_by_resume(tmp_path):
+    plain = run_training(tmp_path, "vae", tmp_path / "plain", "plain")
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    killed = run_training(tmp_path, "vae", tmp_path / "run", "kill_at_end")
+    assert killed.returncode == -signal.SIGKILL
+    run = tmp_path / "run"
+    assert not (run / "model.keras").exists() and (run / "backup").is_dir() and (run / LOCK_FILE).exists()
+    resumed = run_training(tmp_path, "vae", run, "resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Taking over" in resumed.stderr
+    assert {"model.keras", "saved_model", "samples.png", "history.json", "run.json", "grids"} <= set(os.listdir(run))
+    assert not (run / "backup").exists() and not (run / LOCK_FILE).exists()
+    assert json.loads(resumed.stdout.splitlines()[-1]) == json.loads(plain.stdout.splitlines()[-1])
+    for a, b in zip(load_run_model(tmp_path / "plain").weights, load_run_model(run).weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def tiny_vae(latent_dim=2):
+    vae = VAE(image_shape=(8, 8, 1), latent_dim=latent_dim, filters=(8,), hidden_units=16, seed=0)
+    vae.compile(optimizer="adam")
+    return vae
 
 
 def test_resume_without_a_backup_is_refused(tmp_path):
-    vae = VAE(image_shape=(8, 8, 1), latent_dim=2, filters=(8,), hidden_units=16)
-    vae.compile(optimizer="adam")
-    with pytest.raises(FileNotFoundError, match="Nothing to resume"):
-        fit_and_save(vae, load_images(limit=16), str(tmp_path), epochs=1, verbose=0, resume=True)
+    with pytest.raises(RunError, match="Nothing to resume"):
+        fit_and_save(tiny_vae(), load_images(limit=16), str(tmp_path), epochs=1, verbose=0, resume=True)
+
+
+def test_a_finished_run_is_not_overwritten_without_asking(tmp_path):
+    data = load_images(limit=16)
+    fit_and_save(tiny_vae(), data, str(tmp_path), epochs=1, verbose=0, arguments={"latent_dim": 2})
+    before = (tmp_path / "model.keras").read_bytes()
+    with pytest.raises(RunError, match="holds a finished vae run: pass overwrite"):
+        fit_and_save(tiny_vae(), data, str(tmp_path), epochs=1, verbose=0)
+    with pytest.raises(RunError, match="finished vae run: nothing to resume"):
+        fit_and_save(tiny_vae(), data, str(tmp_path), epochs=1, verbose=0, resume=True)
+    assert (tmp_path / "model.keras").read_bytes() == before
+    (tmp_path / "grids" / "stale.png").write_bytes(b"old")
+    fit_and_save(tiny_vae(3), data, str(tmp_path), epochs=1, verbose=0, overwrite=True, arguments={"latent_dim": 3})
+    assert load_run_model(tmp_path).latent_dim == 3 and not (tmp_path / "grids" / "stale.png").exists()
+    assert RunDirectory(tmp_path).info["arguments"] == {"latent_dim": 3}
+    with pytest.raises(ConfigError, match="either resume"):
+        fit_and_save(tiny_vae(), data, str(tmp_path), epochs=1, verbose=0, resume=True, overwrite=True)
+
+
+def test_a_directory_with_other_files_is_not_taken_for_a_run(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(RunError, match=r"is not empty \(notes.txt\) and holds no run"):
+        fit_and_save(tiny_vae(), load_images(limit=16), str(tmp_path), epochs=1, verbose=0)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_resume_with_other_arguments_is_refused_and_names_the_difference(tmp_path):
+    run = RunDirectory(tmp_path)
+    with pytest.raises(KeyboardInterrupt), run.open("vae", {"latent_dim": 2, "learning_rate": 0.001}):
+        raise KeyboardInterrupt
+    assert run.info["status"] == "failed" and run.info["error"] == "KeyboardInterrupt"
+    (tmp_path / "backup").mkdir()
+    with pytest.raises(RunError, match=r"latent_dim was 2, now 16; learning_rate was 0.001, now 0.01"), \
+            run.open("vae", {"latent_dim": 16, "learning_rate": 0.01}, resume=True):
+        pass
+    with pytest.raises(RunError, match="kind was 'vae', now 'gan'"), run.open("gan", {"latent_dim": 2,
+                                                                                   "learning_rate": 0.001},
+                                                                              resume=True):
+        pass
+
+
+def test_a_backup_without_its_epoch_record_is_not_resumed(tmp_path):
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit_and_save(tiny_vae(), load_images(limit=16), str(tmp_path), epochs=2, verbose=0, callbacks=[Stop()])
+    os.remove(tmp_path / "backup" / "training_metadata.json")
+    with pytest.raises(RunError, match="training_metadata.json is missing.*--overwrite"):
+        fit_and_save(tiny_vae(), load_images(limit=16), str(tmp_path), epochs=2, verbose=0, resume=True)
+
+
+def test_a_second_process_is_refused_and_a_dead_ones_lock_is_taken_over(tmp_path):
+    import socket
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / LOCK_FILE).write_text(f"{sleeper.pid}@{socket.gethostname()}")
+        with pytest.raises(RunError, match=f"in use by process {sleeper.pid}"), RunDirectory(tmp_path).lock():
+            pass
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    with pytest.warns(UserWarning, match=f"Taking over .*left by process {sleeper.pid}"):
+        with RunDirectory(tmp_path).lock():
+            assert (tmp_path / LOCK_FILE).read_text().startswith(f"{os.getpid()}@")
+    assert not (tmp_path / LOCK_FILE).exists()
 
 
 def test_non_finite_loss_stops_training_and_keeps_the_last_good_epoch(tmp_path):
@@ -140,6 +249,8 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_good_epoch(tmp_path):
     with pytest.raises(TrainingDivergedError, match=r"epoch 2, batch \d+: \w*loss is (nan|inf).*last good epoch"):
         fit_and_save(tiny_vae(), data, str(tmp_path), epochs=3, verbose=0, callbacks=[blow_up])
     assert not (tmp_path / "model.keras").exists()
+    assert RunDirectory(tmp_path).info["status"] == "failed"
+    assert "TrainingDivergedError" in RunDirectory(tmp_path).info["error"]
     # Resuming a 1-epoch run restores the backup and trains no further: the good weights.
     restored = tiny_vae()
     fit_and_save(restored, data, str(tmp_path), epochs=1, verbose=0, resume=True)

@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_bigml.errors import ConfigError
+from keras_bigml.generative import GAN, VAE, CycleGAN
+from keras_bigml.generative.base import GenerativeModel, LatentGenerativeModel, TranslationModel
+
+TINY_CYCLEGAN = dict(generator_filters=4, discriminator_filters=4, residual_blocks=1, discriminator_layers=1)
+
+
+def test_the_contract_cannot_be_instantiated_without_its_methods():
+    class Incomplete(LatentGenerativeModel):
+        kind = "incomplete"
+
+    with pytest.raises(TypeError, match="abstract"):
+        Incomplete()
+
+
+def test_each_model_declares_its_networks_and_their_optimizers():
+    gan = GAN((8, 8, 1), latent_dim=2, generator_filters=(4,), discriminator_filters=(4,))
+    gan.compile()
+    assert gan.kind == "gan" and isinstance(gan, LatentGenerativeModel)
+    assert gan.networks() == {"generator": gan.generator, "discriminator": gan.discriminator}
+    assert gan.network_optimizers() == {"generator": gan.g_optimizer, "discriminator": gan.d_optimizer}
+    cyclegan = CycleGAN((8, 8, 1), (8, 8, 1), **TINY_CYCLEGAN)
+    cyclegan.compile()
+    assert cyclegan.kind == "cyclegan" and isinstance(cyclegan, TranslationModel)
+    assert sorted(cyclegan.networks()) == sorted(cyclegan.network_optimizers()) == [
+        "discriminator_a", "discriminator_b", "generator_ab", "generator_ba"]
+    assert len({id(opt) for opt in cyclegan.network_optimizers().values()}) == 4
+
+
+def test_latent_grids_reuse_their_latent_vectors_for_one_seed():
+    vae = VAE((8, 8, 1), latent_dim=2, filters=(4,), hidden_units=8)
+    first, columns = vae.sample_grid(num_images=6, seed=1)
+    assert first.shape == (6, 8, 8, 1) and columns is None
+    np.testing.assert_array_equal(vae.sample_grid(num_images=6, seed=1)[0], first)
+    assert not np.array_equal(vae.sample_grid(num_images=6, seed=2)[0], first)
+    assert vae.grid_examples(None) is None and isinstance(vae, GenerativeModel)
+
+
+def test_translation_grids_take_the_first_images_of_each_domain():
+    a = tf.reshape(tf.range(10, dtype=tf.float32), (10, 1, 1, 1)) / 10
+    pairs = tf.data.Dataset.from_tensor_slices((a, 1 - a)).batch(3)
+    model = CycleGAN((8, 8, 1), (8, 8, 1), **TINY_CYCLEGAN)
+    images_a, images_b = model.grid_examples(pairs, count=4)
+    assert images_a.ravel().tolist() == pytest.approx([0, 0.1, 0.2, 0.3])
+    assert images_b.ravel().tolist() == pytest.approx([1, 0.9, 0.8, 0.7])
+    examples = (np.zeros((2, 8, 8, 1), np.float32), np.ones((2, 8, 8, 1), np.float32))
+    grid, columns = model.sample_grid(examples)
+    assert grid.shape == (12, 8, 8, 1) and columns == 6
+    with pytest.raises(ConfigError, match="needs example images"):
+        model.sample_grid(None)
+    with pytest.raises(ConfigError, match="Unknown direction 'up'"):
+        model.input_shape_of("up")
