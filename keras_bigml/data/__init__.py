@@ -9,8 +9,12 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "frame_digits": "images",
     "load_images": "images",
     "network_available": "images",
+    "worker_count": "images",
     "pair_unpaired": "images",
     "random_jitter": "images",
+    "is_shard_directory": "shards",
+    "read_manifest": "shards",
+    "write_shards": "shards",
     "iter_table_chunks": "tables",
     "load_table": "tables",
 })

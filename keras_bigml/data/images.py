@@ -8,15 +8,23 @@ Sources
 - a ``.npz`` path with the ``keras.datasets`` keys ``x_train, y_train, x_test, y_test``.
 - an image folder: images directly inside it (no labels) or in one sub-folder per
   class (labels in sorted folder order); a ``SPLIT`` sub-folder is used when present.
+- a shard directory written by :func:`keras_bigml.data.shards.write_shards`
+  (recognised by its ``manifest.json``).
 - numpy arrays: ``images`` or ``(images, labels)``.
 
 Every image comes out float32, NHWC, in ``value_range`` (default ``[0, 1]``).
+Shuffle buffers and caches hold what the source stores (uint8 pixels, array
+indices or a shard's encoded records), never float32 images: the conversion to
+float, resizing and channel conversion happen a batch at a time.
 """
 
+import dataclasses
+import json
 import numbers
 import os
 import socket
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -58,8 +66,9 @@ def load_images(
     source : str, path or array or tuple of arrays
         Where the images come from (see the module docstring).
     split : str
-        ``"train"`` or ``"test"`` (``.npz``, digits, folders), any TFDS split
-        (``"trainA"`` for CycleGAN sets), or ``"all"`` for digits and ``.npz``.
+        ``"train"`` or ``"test"`` (``.npz``, digits, folders, shards), any TFDS
+        split (``"trainA"`` for CycleGAN sets), or ``"all"`` for digits, ``.npz``
+        and shards.
     image_size : int or (int, int), optional
         Resize to this height and width (antialiased). Default: keep the size
         (for folders: the first image's size).
@@ -72,23 +81,33 @@ def load_images(
     batch_size : int or None
         ``None`` yields single images (for :func:`pair_unpaired`).
     shuffle, shuffle_buffer, seed
-        Reshuffled every epoch; ``seed`` makes the order reproducible.
+        A new order every epoch; ``seed`` makes the orders reproducible (with
+        several workers in ``TF_CONFIG`` the default is 0, so that all workers
+        draw the same orders when they split records between them). Arrays
+        shuffle their whole index list, folders their whole file list, shards
+        the order of their shards and then a buffer of ``shuffle_buffer``
+        records; TFDS sets their files and then the buffer.
     cache : bool or str
-        Cache decoded images in memory (``True``) or in a file (a path). In-memory
-        sources never need it.
+        Cache what the source reads (decoded uint8 images of a folder or TFDS
+        set, a shard's encoded records) in memory (``True``) or in a file (a
+        path). In-memory sources never need it. A cached folder is read in one
+        fixed shuffled order, reshuffled each epoch by the buffer.
     binarize : bool
         Dynamic binarization: each pixel becomes 1 with probability equal to its
         intensity, drawn anew each epoch (for Bernoulli VAEs).
     limit : int, optional
-        Use only the first ``limit`` examples.
+        Use only ``limit`` examples: the first ones of arrays, ``.npz``, TFDS
+        splits and shards; a fixed random choice of a folder's files (its first
+        files would all be one class).
     drop_remainder : bool
         Drop the last incomplete batch.
     data_dir : str, optional
         TFDS data directory holding a prepared copy.
     skip_bad_files : bool
-        Skip image files that cannot be decoded, with a :class:`SkippedFilesWarning`
-        saying how many, instead of refusing the folder with a :class:`DataError`
-        naming the first such file.
+        Skip image files that cannot be decoded and damaged shards, with a
+        :class:`SkippedFilesWarning` saying how many (and how many records were
+        lost), instead of refusing them with a :class:`DataError` naming the
+        first one.
 
     Returns
     -------
@@ -111,20 +130,22 @@ def load_images(
     _check_count("batch_size", batch_size, allow_none=True)
     _check_count("limit", limit, allow_none=True)
     _check_count("shuffle_buffer", shuffle_buffer)
-
-    dataset, has_labels = _read(source, split, image_size, channels, data_dir, labels, skip_bad_files)
-    if labels and not has_labels:
+    if seed is None and worker_count() > 1:
+        # Workers that split records (not files) between them must all draw the same orders.
+        seed = 0
+    options = _ReadOptions(
+        split=split, image_size=image_size, channels=channels, labels=bool(labels), limit=limit,
+        shuffle=bool(shuffle), shuffle_buffer=shuffle_buffer, seed=seed, cache=cache, data_dir=data_dir,
+        skip_bad_files=bool(skip_bad_files),
+    )
+    opened = _open(source, options)
+    if labels and not opened.has_labels:
         raise DataError(f"labels=True, but the source {_describe(source)} has no labels.")
-    if not labels and has_labels:
-        dataset = dataset.map(lambda image, label: image)
-    if limit is not None:
-        dataset = dataset.take(limit)
-    if cache:
-        dataset = dataset.cache("" if cache is True else os.fspath(cache))
-    if shuffle:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
 
     def finish(images, noise_seed):
+        if images.dtype == tf.uint8:
+            images = tf.cast(images, tf.float32) / 255.0
+        images = _resize_and_convert(images, image_size, channels)
         if binarize:
             noise = tf.random.stateless_uniform(tf.shape(images), seed=tf.stack([noise_seed, 0]))
             images = tf.cast(noise < images, tf.float32)
@@ -132,17 +153,81 @@ def load_images(
             images = images * (high - low) + low
         return images
 
+    def convert(elements, noise_seed):
+        images, element_labels = opened.decode(elements)
+        images = finish(images, noise_seed)
+        return (images, element_labels) if labels else images
+
+    dataset = opened.elements
     if batch_size is not None:
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    # A fresh seed per batch and per epoch: stateful random ops in a map would
-    # replay the same noise every epoch once a global seed is set.
-    noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    dataset = tf.data.Dataset.zip((dataset, noise_seeds))
-    if labels:
-        dataset = dataset.map(lambda xy, s: (finish(xy[0], s), xy[1]), num_parallel_calls=tf.data.AUTOTUNE)
+    policy = opened.auto_shard_policy
+    if binarize:
+        # A fresh seed per batch and per epoch: stateful random ops in a map would
+        # replay the same noise every epoch once a global seed is set. Workers
+        # cannot split this random stream by file, so they split records.
+        noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        dataset = tf.data.Dataset.zip((dataset, noise_seeds))
+        dataset = dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
+        if policy == tf.data.experimental.AutoShardPolicy.FILE:
+            policy = tf.data.experimental.AutoShardPolicy.DATA
     else:
-        dataset = dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
+        # tf.data spreads (image, label) elements over the function's arguments.
+        dataset = dataset.map(lambda *elements: convert(elements if len(elements) > 1 else elements[0], None),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+    if policy is not None:
+        distribute = tf.data.Options()
+        distribute.experimental_distribute.auto_shard_policy = policy
+        dataset = dataset.with_options(distribute)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ReadOptions:
+    """What `load_images` asks of a source; shared with the shard reader."""
+
+    split: str = "train"
+    image_size: tuple | None = None
+    channels: int | None = None
+    labels: bool = False
+    limit: int | None = None
+    shuffle: bool = True
+    shuffle_buffer: int = 10_000
+    seed: int | None = None
+    cache: bool | str = False
+    data_dir: str | None = None
+    skip_bad_files: bool = False
+
+
+@dataclasses.dataclass
+class _Opened:
+    """A source ready to batch.
+
+    ``elements`` is limited, cached and shuffled already and holds what buffers
+    should hold (uint8 images, indices into arrays, encoded records);
+    ``decode`` turns one element or a batch of them into ``(images, labels)``,
+    images uint8 (float32 for float arrays) and labels int32 or None when not
+    asked for. ``auto_shard_policy`` tells several workers how to split the
+    data, when the source knows better than TensorFlow's default.
+    """
+
+    elements: tf.data.Dataset
+    decode: Callable
+    has_labels: bool
+    auto_shard_policy: tf.data.experimental.AutoShardPolicy | None = None
+
+
+def _cached_and_shuffled(elements, options):
+    if options.cache:
+        elements = elements.cache("" if options.cache is True else os.fspath(options.cache))
+    if options.shuffle:
+        elements = elements.shuffle(options.shuffle_buffer, seed=options.seed, reshuffle_each_iteration=True)
+    return elements
+
+
+def _pairs(elements):
+    """A decode for elements that are ``(image, label)`` already, or images alone."""
+    return (elements[0], elements[1]) if isinstance(elements, tuple) else (elements, None)
 
 
 class SkippedFilesWarning(UserWarning):
@@ -406,6 +491,20 @@ def find_dataset(filename, env_var="KERAS_BIGML_DATASETS"):
     return None
 
 
+def worker_count():
+    """The number of workers (chief included) that ``TF_CONFIG`` names; 1 without it.
+
+    >>> import os
+    >>> worker_count() if "TF_CONFIG" not in os.environ else 1
+    1
+    """
+    try:
+        cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
+        return max(1, sum(len(cluster.get(kind, [])) for kind in ("chief", "worker")))
+    except (ValueError, AttributeError, TypeError):
+        return 1
+
+
 def network_available(address=TFDS_DOWNLOAD_HOST, timeout=3.0):
     """Return whether a TCP connection to ``address`` opens within ``timeout`` seconds."""
     try:
@@ -415,11 +514,11 @@ def network_available(address=TFDS_DOWNLOAD_HOST, timeout=3.0):
         return False
 
 
-def _read(source, split, image_size, channels, data_dir, want_labels, skip_bad_files):
-    """Return ``(dataset of (image, label) or image, has_labels)`` before batching."""
+def _open(source, options):
+    """Dispatch on the kind of source; returns an `_Opened`."""
     if isinstance(source, (np.ndarray, tuple, list)):
         images, labels = source if isinstance(source, (tuple, list)) else (source, None)
-        return _from_arrays(images, labels, image_size, channels, "the given arrays")
+        return _from_arrays(images, labels, "the given arrays", options)
     if not isinstance(source, (str, os.PathLike)):
         raise DataError(
             f"Unsupported image source of type {type(source).__name__}: pass a name, "
@@ -427,43 +526,63 @@ def _read(source, split, image_size, channels, data_dir, want_labels, skip_bad_f
         )
     source = os.fspath(source)
     if source.startswith("tfds:"):
-        return _from_tfds(source[len("tfds:"):], split, image_size, channels, data_dir, want_labels)
+        return _from_tfds(source[len("tfds:"):], options)
     if source == "digits":
-        images, labels = _digits(split)
-        return _from_arrays(images, labels, image_size, channels, "digits")
+        images, labels = _digits(options.split)
+        return _from_arrays(images, labels, "digits", options)
     if source.endswith(".npz"):
-        images, labels = _npz(source, split)
-        return _from_arrays(images, labels, image_size, channels, source)
+        images, labels = _npz(source, options.split)
+        return _from_arrays(images, labels, source, options)
     if os.path.isdir(source):
-        return _from_folder(source, split, image_size, channels, skip_bad_files)
+        from keras_bigml.data import shards
+
+        if shards.is_shard_directory(source):
+            return shards.open_shards(source, options)
+        return _from_folder(source, options)
     if os.path.exists(source):
         raise DataError(f"{source} is neither a .npz file nor an image folder.")
     if os.sep in source or "." in os.path.basename(source):
         raise DataError(f"No such file or folder: {source}")
     raise DataError(
         f"Unknown image dataset {source!r}: use one of {', '.join(BUILTIN_IMAGE_SETS)}, "
-        "'tfds:NAME', a .npz path, an image folder or numpy arrays."
+        "'tfds:NAME', a .npz path, an image folder, a shard directory or numpy arrays."
     )
 
 
-def _from_arrays(images, labels, image_size, channels, name):
+def _from_arrays(images, labels, name, options):
     images = _validated_images(np.asarray(images), name)
-    images = _resize_and_convert(tf.constant(images), image_size, channels).numpy()
-    if labels is None:
-        return tf.data.Dataset.from_tensor_slices(images), False
+    if labels is not None:
+        labels = _validated_labels(labels, len(images), name)
+    if options.limit is not None:
+        images = images[: options.limit]
+        labels = None if labels is None else labels[: options.limit]
+    image_table = tf.constant(images)
+    label_table = tf.constant(labels) if labels is not None and options.labels else None
+    indices = tf.data.Dataset.range(len(images))
+    if options.shuffle:
+        # The whole index list, reshuffled each epoch: batches are uniform draws
+        # whatever the order of the arrays, and the buffer holds 8 bytes per image.
+        indices = indices.shuffle(len(images), seed=options.seed, reshuffle_each_iteration=True)
+
+    def decode(index):
+        return tf.gather(image_table, index), None if label_table is None else tf.gather(label_table, index)
+
+    return _Opened(indices, decode, labels is not None)
+
+
+def _validated_labels(labels, count, name):
     labels = np.asarray(labels)
-    if labels.shape != (len(images),):
+    if labels.shape != (count,):
         raise DataError(
-            f"{name}: expected one label per image ({len(images)}), got labels of shape "
-            f"{labels.shape}."
+            f"{name}: expected one label per image ({count}), got labels of shape {labels.shape}."
         )
     if not np.issubdtype(labels.dtype, np.integer):
         raise DataError(f"{name}: labels must be integers, got dtype {labels.dtype}.")
-    return tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32))), True
+    return labels.astype(np.int32)
 
 
 def _validated_images(images, name):
-    """Check an image array and return it as float32 NHWC in [0, 1]."""
+    """Check an image array and return it NHWC: uint8 for integer and bool images, else float32 in [0, 1]."""
     if images.size == 0:
         raise DataError(f"{name} contains no images.")
     if images.ndim == 3:
@@ -474,12 +593,12 @@ def _validated_images(images, name):
             f"got {images.shape}."
         )
     if images.dtype == np.bool_:
-        return images.astype(np.float32)
+        return images.astype(np.uint8) * np.uint8(255)
     if np.issubdtype(images.dtype, np.integer):
         low, high = images.min(), images.max()
         if low < 0 or high > 255:
             raise DataError(f"{name}: integer images must lie in [0, 255], found [{low}, {high}].")
-        return images.astype(np.float32) / 255.0
+        return images.astype(np.uint8, copy=False)
     if not np.issubdtype(images.dtype, np.floating):
         raise DataError(f"{name}: images must be numeric, got dtype {images.dtype}.")
     if not np.all(np.isfinite(images)):
@@ -490,7 +609,13 @@ def _validated_images(images, name):
             f"{name}: float images must lie in [0, 1], found [{low:g}, {high:g}] "
             "(pass uint8 for 0..255)."
         )
-    return images.astype(np.float32)
+    return images.astype(np.float32, copy=False)
+
+
+def _resized_uint8(image, image_size):
+    """Resize one uint8 image (antialiased), rounding back to uint8 so that buffers stay small."""
+    resized = tf.image.resize(image, image_size, antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
 
 
 def _resize_and_convert(images, image_size, channels):
@@ -557,7 +682,48 @@ def _npz_array(archive, path, key):
         ) from None
 
 
-def _from_folder(folder, split, image_size, channels, skip_bad_files):
+def _from_folder(folder, options):
+    folder, paths, labels, _ = _folder_files(folder, options.split)
+    readable, shapes = _readable_images(paths, skip_bad_files=options.skip_bad_files, where=folder)
+    if options.limit is not None and options.limit < len(readable):
+        # A fixed random choice: the first files in folder order would be one class.
+        chosen = np.sort(np.random.default_rng(0).permutation(len(readable))[: options.limit])
+        readable, shapes = readable[chosen], shapes[chosen]
+    paths = paths[readable]
+    labels = None if labels is None else labels[readable]
+    image_size = options.image_size or tuple(int(n) for n in shapes[0][:2])
+    channels = options.channels or (1 if shapes[0][-1] == 1 else 3)
+    same_size = bool(np.all(shapes[:, :2] == image_size))
+
+    def decode_file(path, *label):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
+        if same_size:
+            image = tf.ensure_shape(image, (*image_size, channels))
+        else:
+            image.set_shape([None, None, channels])
+            image = _resized_uint8(image, image_size)
+        return (image, *label) if label else image
+
+    want_labels = labels is not None and options.labels
+    files = tf.data.Dataset.from_tensor_slices((paths, labels) if want_labels else paths)
+    if options.shuffle:
+        # The file list itself, so batches are mixed whatever the buffer size (a
+        # buffer smaller than a class folder gives batches of a few classes).
+        # Cached, one fixed shuffled order is kept and the buffer reshuffles it.
+        files = files.shuffle(len(paths), seed=options.seed, reshuffle_each_iteration=not options.cache)
+    images = files.map(decode_file, num_parallel_calls=tf.data.AUTOTUNE)
+    if options.cache:
+        images = _cached_and_shuffled(images, options)
+    return _Opened(images, _pairs, labels is not None)
+
+
+def _folder_files(folder, split):
+    """``(folder used, image paths, labels or None, class names or None)`` of an image folder.
+
+    Images directly in the folder are unlabelled; otherwise each sub-folder
+    holding images is a class, in sorted order. A ``split`` sub-folder is used
+    when there is one.
+    """
     if os.path.isdir(os.path.join(folder, split)):
         folder = os.path.join(folder, split)
     paths = sorted(_image_files(folder, recursive=False))
@@ -574,24 +740,8 @@ def _from_folder(folder, split, image_size, channels, skip_bad_files):
             labels += [index] * len(found)
     if not paths:
         raise DataError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in {folder}.")
-    readable, shapes = _readable_images(paths, skip_bad_files=skip_bad_files, where=folder)
-    paths = [paths[i] for i in readable]
-    if labels is not None:
-        labels = [labels[i] for i in readable]
-    image_size = image_size or tuple(int(n) for n in shapes[0][:2])
-    channels = channels or (1 if shapes[0][-1] == 1 else 3)
-
-    def decode(path):
-        image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
-        image.set_shape([None, None, channels])
-        return _resize_and_convert(tf.cast(image, tf.float32) / 255.0, image_size, None)
-
-    files = tf.data.Dataset.from_tensor_slices(paths)
-    images = files.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-    if labels is None:
-        return images, False
-    label_ds = tf.data.Dataset.from_tensor_slices(np.asarray(labels, np.int32))
-    return tf.data.Dataset.zip((images, label_ds)), True
+    labels = None if labels is None else np.asarray(labels, np.int32)
+    return folder, np.asarray(paths), labels, class_names if labels is not None else None
 
 
 def _readable_images(paths, *, skip_bad_files, where):
@@ -666,7 +816,35 @@ def _image_files(folder, recursive):
     return found
 
 
-def _from_tfds(name, split, image_size, channels, data_dir, want_labels):
+def _from_tfds(name, options):
+    import tensorflow_datasets as tfds
+
+    builder, image_key, has_labels = _tfds_builder(name, options.data_dir)
+    split = options.split if options.limit is None else f"{options.split}[:{options.limit}]"
+    try:
+        records = builder.as_dataset(
+            split=split, shuffle_files=options.shuffle, read_config=tfds.ReadConfig(shuffle_seed=options.seed)
+        )
+    except (ValueError, KeyError) as error:
+        raise DataError(f"TFDS dataset {name!r} has no split {options.split!r} ({error}).") from None
+    shape = tuple(builder.info.features[image_key].shape)
+    varying = None in shape[:2]
+    if varying and options.image_size is None:
+        raise DataError(f"TFDS dataset {name!r} holds images of different sizes: pass image_size=.")
+    want_labels = has_labels and options.labels
+
+    def pick(record):
+        image = tf.cast(record[image_key], tf.uint8)
+        if varying:
+            image = _resized_uint8(image, options.image_size)
+        return (image, tf.cast(record["label"], tf.int32)) if want_labels else image
+
+    images = _cached_and_shuffled(records.map(pick, num_parallel_calls=tf.data.AUTOTUNE), options)
+    return _Opened(images, _pairs, has_labels)
+
+
+def _tfds_builder(name, data_dir):
+    """``(prepared builder, image feature name, has labels)``, downloading only when online."""
     import tensorflow_datasets as tfds
 
     try:
@@ -685,20 +863,7 @@ def _from_tfds(name, split, image_size, channels, data_dir, want_labels):
     image_key = next((key for key in ("image", "img") if key in features), None)
     if image_key is None:
         raise DataError(f"TFDS dataset {name!r} has no 'image' feature.")
-    has_labels = "label" in features
-    try:
-        records = builder.as_dataset(split=split, shuffle_files=True)
-    except (ValueError, KeyError) as error:
-        raise DataError(f"TFDS dataset {name!r} has no split {split!r} ({error}).") from None
-
-    def decode(record):
-        image = tf.cast(record[image_key], tf.float32) / 255.0
-        image = _resize_and_convert(image, image_size, channels)
-        if has_labels and want_labels:
-            return image, tf.cast(record["label"], tf.int32)
-        return image
-
-    return records.map(decode, num_parallel_calls=tf.data.AUTOTUNE), has_labels and want_labels
+    return builder, image_key, "label" in features
 
 
 def _normalize_size(image_size):

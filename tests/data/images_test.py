@@ -396,3 +396,88 @@ class TestCountClasses:
         ds = tf.data.Dataset.from_tensor_slices((np.zeros((2, 2)), np.array([0.0, 1.5])))
         with pytest.raises(DataError, match="found the label 1.5"):
             count_classes(ds)
+
+
+def batch_mixing(label_batches):
+    """Mean number of distinct classes and mean size of the largest class, per batch."""
+    return (np.mean([len(np.unique(b)) for b in label_batches]),
+            np.mean([np.bincount(b).max() for b in label_batches]))
+
+
+def uniform_mixing(labels, batch_size, batches=2000, seed=0):
+    """The same statistics for batches drawn uniformly (without replacement) from ``labels``."""
+    rng = np.random.default_rng(seed)
+    return batch_mixing([rng.choice(labels, batch_size, replace=False) for _ in range(batches)])
+
+
+class TestMixing:
+    """Batches are as mixed as uniform draws, whatever the order of the source and the buffer size."""
+
+    @pytest.fixture(scope="class")
+    def class_folders(self, tmp_path_factory):
+        root = tmp_path_factory.mktemp("classes")
+        rng = np.random.default_rng(0)
+        for label in range(10):
+            (root / f"class{label}").mkdir()
+            for i in range(300):  # each class folder 6x the shuffle buffer below
+                pixels = rng.integers(0, 256, (4, 4), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / f"class{label}" / f"{i}.png")
+        return root
+
+    def test_class_folders_larger_than_the_buffer_give_uniformly_mixed_batches(self, class_folders):
+        dataset = load_images(class_folders, labels=True, batch_size=64, shuffle_buffer=50, seed=0)
+        batches = [y.numpy() for _, y in dataset.take(20)]
+        distinct, largest = batch_mixing(batches)
+        uniform_distinct, uniform_largest = uniform_mixing(np.repeat(np.arange(10), 300), 64)
+        assert distinct > uniform_distinct - 0.15 and largest < uniform_largest + 1.0
+        again = [y.numpy() for _, y in dataset.take(20)]  # a new order each epoch
+        assert not all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
+        replay = load_images(class_folders, labels=True, batch_size=64, seed=0)
+        assert all(np.array_equal(a, y) for a, (_, y) in zip(batches, replay.take(20), strict=True))
+
+    def test_cached_folders_are_mixed_too(self, class_folders):
+        dataset = load_images(class_folders, labels=True, batch_size=64, shuffle_buffer=50, seed=0,
+                              cache=True)
+        epochs = [[y.numpy() for _, y in dataset] for _ in range(2)]  # whole epochs: the cache fills
+        distinct, _ = batch_mixing(epochs[1])
+        assert distinct > uniform_mixing(np.repeat(np.arange(10), 300), 64)[0] - 0.15
+        assert not all(np.array_equal(a, b) for a, b in zip(*epochs, strict=True))
+
+    def test_a_limited_folder_is_a_mixed_choice_of_files(self, class_folders):
+        _, labels = first_batch(load_images(class_folders, labels=True, limit=200, batch_size=200))
+        assert len(np.unique(labels.numpy())) == 10
+
+    def test_class_sorted_arrays_give_uniformly_mixed_batches(self):
+        labels = np.repeat(np.arange(10), 500)
+        images = np.zeros((5000, 2, 2), np.uint8)
+        dataset = load_images((images, labels), labels=True, batch_size=64, shuffle_buffer=50, seed=1)
+        distinct, largest = batch_mixing([y.numpy() for _, y in dataset.take(30)])
+        uniform_distinct, uniform_largest = uniform_mixing(labels, 64)
+        assert distinct > uniform_distinct - 0.15 and largest < uniform_largest + 1.0
+
+
+class TestBuffers:
+    """What sits in shuffle buffers and caches is uint8 pixels, indices or encoded records, never float32."""
+
+    def elements(self, source, **options):
+        return images_module._open(source, images_module._ReadOptions(**options)).elements.element_spec
+
+    def test_folders_and_tfds_buffer_uint8_and_arrays_indices(self, tmp_path, monkeypatch):
+        write_png(tmp_path / "a" / "x.png", 10, size=(6, 6))
+        write_png(tmp_path / "a" / "y.png", 20, size=(9, 9))  # resized on reading, still uint8
+        spec = self.elements(tmp_path, image_size=(6, 6))
+        assert spec.dtype == tf.uint8 and spec.shape == (6, 6, 1)
+        assert self.elements(np.zeros((4, 3, 3), np.float32)).dtype == tf.int64
+        assert self.elements("digits", labels=True).dtype == tf.int64
+        monkeypatch.setattr(images_module, "network_available", lambda *a, **k: True)
+        with tfds.testing.mock_data(num_examples=4):
+            spec, _ = self.elements("tfds:mnist", labels=True)
+        assert spec.dtype == tf.uint8
+
+    def test_uint8_sources_stay_uint8_until_the_batch_is_converted(self):
+        images = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 14
+        opened = images_module._open(images, images_module._ReadOptions(shuffle=False))
+        stored, _ = opened.decode(tf.constant([0, 1], tf.int64))
+        assert stored.dtype == tf.uint8
+        batch = first_batch(load_images(images, shuffle=False))
+        np.testing.assert_allclose(batch[..., 0], images / 255.0, rtol=1e-6)
