@@ -60,6 +60,8 @@ GENERATOR_SUMMARY = [
     ("label_agreement", None, "Label agreement"),
     ("test_negative_elbo", None, "Test negative ELBO"),
 ]
+HEADLINE_LOSSES = ("loss", "g_loss", "d_loss")  # the totals a model trains on, before its parts
+TRANSLATION_CAPTION = ("Translations by the final model; each row: a, a→b, a→b→a, b, b→a, b→a→b")
 IMAGES = {
     "confusion_matrix.png": "Confusion matrix (test)",
     "roc_curve.png": "ROC curve (test)",
@@ -195,7 +197,8 @@ def _summary(run):
     if run.history:
         tiles.append(("Epochs", str(_epochs(run.history)), ""))
         trained = [key for key in run.history if not key.startswith("val_")]
-        for key in ["loss"] if "loss" in trained else trained[:2]:
+        totals = [key for key in HEADLINE_LOSSES if key in trained]
+        for key in (totals or trained)[:2]:
             values = [v for v in run.history[key] if _is_number(v)]
             if values:
                 tiles.append((f"Final {_label(key)}", _number(values[-1]), f"first {_number(values[0])}"))
@@ -333,7 +336,8 @@ def learning_curves_png(history: dict) -> bytes:
 def _samples_section(run):
     parts = []
     if run.file("samples.png"):
-        parts.append(_figure(run.file("samples.png"), "Samples from the final model", pixelated=True))
+        caption = TRANSLATION_CAPTION if run.kind == "cyclegan" else "Samples from the final model"
+        parts.append(_figure(run.file("samples.png"), caption, pixelated=True))
     grids = _epoch_grids(run.path)
     if grids:
         figures = "".join(_figure(path, f"epoch {epoch}", pixelated=True) for epoch, path in grids)
@@ -516,14 +520,14 @@ def _epochs(history):
 
 
 def _label(key):
-    """``val_d_loss`` -> ``val d loss``; ``roc_auc`` -> ``ROC AUC``; ``r2`` -> ``R²``."""
+    """``d_a_loss`` -> ``D A loss``; ``roc_auc`` -> ``ROC AUC``; ``r2`` -> ``R²``."""
     special = {"roc_auc": "ROC AUC", "r2": "R²", "mae": "MAE", "rmse": "RMSE", "f1": "F1",
                "frechet_distance": "Fréchet distance", "kernel_distance": "Kernel distance (KID)",
                "test_negative_elbo": "Test negative ELBO", "kl_loss": "KL loss"}
     if key in special:
         return special[key]
     words = str(key).replace("_", " ").split()
-    text = " ".join(word.upper() if word.lower() in ACRONYMS else word for word in words)
+    text = " ".join(word.upper() if word.lower() in ACRONYMS or len(word) == 1 else word for word in words)
     return text[:1].upper() + text[1:]
 
 
@@ -603,7 +607,7 @@ tbody tr:hover { background: #f9fafb; }
 figure { margin: 0; background: #fbfbfc; border: 1px solid var(--line); border-radius: 10px; padding: 10px; }
 figure img { display: block; width: 100%; height: auto; max-height: 420px; object-fit: contain; }
 img.pixelated { image-rendering: pixelated; max-width: 420px; margin: 0 auto; }
-img.wide { display: block; width: 100%; height: auto; }
+img.wide { display: block; width: auto; max-width: 100%; height: auto; }
 figcaption { margin-top: 6px; color: var(--soft); font-size: 13px; text-align: center; }
 .warnings { list-style: none; margin: 0; padding: 0; }
 .warnings li { display: flex; gap: 12px; align-items: baseline; padding: 8px 0;
