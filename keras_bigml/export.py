@@ -29,7 +29,7 @@ import tensorflow as tf
 from google.protobuf.message import DecodeError, Message
 from tensorflow.core.protobuf import saved_model_pb2
 
-from keras_bigml.errors import ModelFileError, UntrustedFileError
+from keras_bigml.errors import ConfigError, ModelFileError, UntrustedFileError
 from keras_bigml.files import atomic_path
 
 # TensorFlow's own `saved_model_cli scan` denylist is {WriteFile, ReadFile, PrintV2}
@@ -86,8 +86,11 @@ def export_saved_model(model, path):
 
     An existing export at ``path`` is replaced only once the new one is complete.
     """
-    if not hasattr(model, "serving_functions"):
-        raise TypeError(f"{type(model).__name__} has no serving_functions(); cannot export it.")
+    from keras_bigml.generative.base import GenerativeModel
+
+    if not isinstance(model, GenerativeModel):
+        raise ConfigError(f"A {type(model).__name__} is not a keras_bigml generative model (GAN, VAE, CycleGAN); "
+                          "export_saved_model exports their serving signatures.")
     archive = keras.export.ExportArchive()
     archive.track(model)
     for name, (function, input_signature) in model.serving_functions().items():

@@ -97,8 +97,14 @@ def test_crash_mid_write_keeps_the_previous_export(tmp_path, monkeypatch):
 
 
 def test_model_without_signatures_is_refused(tmp_path):
-    with pytest.raises(TypeError, match="no serving_functions"):
-        export_saved_model(object(), tmp_path / "x")
+    import keras
+
+    from keras_bigml.errors import ConfigError
+
+    plain = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    with pytest.raises(ConfigError, match="A Sequential is not a keras_bigml generative model"):
+        export_saved_model(plain, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
 
 
 GAN_CLIENT = textwrap.dedent(
