@@ -16,6 +16,8 @@ from keras_bigml.runs import RunDirectory
 from keras_bigml.workflows.classical import train_classical
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None,
+                                    reason="chromium is not installed (Debian: apt-get install chromium)")
 
 
 @pytest.fixture(scope="module")
@@ -160,9 +162,7 @@ def test_learning_curves_png():
 
 
 def screenshot(page, tmp_path):
-    """The page as headless Chromium draws it, an (H, W, 3) array; skip without Chromium."""
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
+    """The page as headless Chromium draws it, an (H, W, 3) array."""
     out = tmp_path / "screenshot.png"
     command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -182,6 +182,7 @@ def assert_rendered(pixels):
     assert pixels[:60].mean() < 90 and pixels[300:].mean() > 180
 
 
+@needs_chromium
 def test_classical_report_renders_in_chromium(classical_run, tmp_path):
     pixels = screenshot(write_report(copy_run(classical_run, tmp_path)), tmp_path)
     assert_rendered(pixels)
@@ -190,5 +191,6 @@ def test_classical_report_renders_in_chromium(classical_run, tmp_path):
     assert blue[200:].sum() > 2000
 
 
+@needs_chromium
 def test_generative_report_renders_in_chromium(vae_run, tmp_path):
     assert_rendered(screenshot(write_report(copy_run(vae_run, tmp_path)), tmp_path))
