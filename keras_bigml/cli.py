@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     cyclegan.add_argument("--pool-size", type=int, default=50)
     cyclegan.add_argument("--semantic-classifier", metavar="MODEL.keras",
                           help="a saved classifier of both domains' images: adds CyCADA's semantic consistency loss")
+    cyclegan.add_argument("--semantic-labels", action="store_true",
+                          help="train the semantic classifier on --data-a's labels first (CyCADA's teacher)")
+    cyclegan.add_argument("--semantic-epochs", type=int, default=5, help="epochs of that classifier")
     cyclegan.add_argument("--semantic-weight", type=float, default=1.0)
     cyclegan.add_argument("--decay-epochs", type=int,
                           help="final epochs over which the learning rate falls to zero (default: half)")
@@ -281,7 +284,8 @@ def _train_cyclegan(args):
         discriminator_filters=args.discriminator_filters, residual_blocks=args.residual_blocks,
         discriminator_layers=args.discriminator_layers, loss=args.loss, cycle_weight=args.cycle_weight,
         identity_weight=args.identity_weight, pool_size=args.pool_size,
-        semantic_classifier=args.semantic_classifier, semantic_weight=args.semantic_weight,
+        semantic_classifier=args.semantic_classifier, semantic_labels=args.semantic_labels,
+        semantic_epochs=args.semantic_epochs, semantic_weight=args.semantic_weight,
         decay_epochs=args.decay_epochs, allow_unsafe=args.allow_unsafe, resume=args.resume,
         overwrite=args.overwrite))
 

@@ -149,14 +149,18 @@ def train_gan(out_dir, data: ImageSource, options: TrainingOptions, *, loss="bce
 def train_cyclegan(out_dir, data_a: ImageSource, data_b: ImageSource, options: TrainingOptions, *,
                    jitter=False, generator="resnet", generator_filters=64, discriminator_filters=64,
                    residual_blocks=None, discriminator_layers=3, loss="lsgan", cycle_weight=10.0,
-                   identity_weight=None, pool_size=50, semantic_classifier=None, semantic_weight=1.0,
-                   decay_epochs=None, allow_unsafe=False, resume=False, overwrite=False) -> TrainingResult:
+                   identity_weight=None, pool_size=50, semantic_classifier=None, semantic_labels=False,
+                   semantic_weight=1.0, semantic_epochs=5, decay_epochs=None, allow_unsafe=False, resume=False,
+                   overwrite=False) -> TrainingResult:
     """Train a CycleGAN (`keras_bigml.generative.CycleGAN`) between two image sources into ``out_dir``.
 
     The learning rate (default 2e-4) stays constant, then falls linearly to zero
     over the last ``decay_epochs`` (default: half the epochs). ``semantic_classifier``
     is the path of a saved Keras classifier of both domains' images (CyCADA's
-    semantic consistency loss).
+    semantic consistency loss). With ``semantic_labels`` the teacher is trained
+    here instead, as in CyCADA: a small CNN fitted for ``semantic_epochs`` on
+    domain A's own labels (``data_a`` must have them; its images are held in
+    memory for that), then frozen and saved with the model.
     """
     from keras_bigml.data import load_images, pair_unpaired, random_jitter
 
@@ -172,6 +176,10 @@ def train_cyclegan(out_dir, data_a: ImageSource, data_b: ImageSource, options: T
     positive_int("pool_size", pool_size, minimum=0)
     positive_number("semantic_weight", semantic_weight, allow_zero=True)
     positive_int("decay_epochs", decay_epochs, minimum=0, optional=True)
+    positive_int("semantic_epochs", semantic_epochs)
+    if semantic_labels and semantic_classifier:
+        raise ConfigError("Pass either semantic_classifier (a saved teacher) or semantic_labels (train one on "
+                          "domain A's labels), not both.")
     if decay_epochs is not None and decay_epochs > options.epochs:
         raise ConfigError(f"decay_epochs ({decay_epochs}) cannot exceed epochs ({options.epochs}).")
     settings = {"data_a": data_a, "data_b": data_b, "jitter": jitter, "generator": generator,
@@ -179,6 +187,7 @@ def train_cyclegan(out_dir, data_a: ImageSource, data_b: ImageSource, options: T
                 "residual_blocks": residual_blocks, "discriminator_layers": discriminator_layers, "loss": loss,
                 "cycle_weight": cycle_weight, "identity_weight": identity_weight, "pool_size": pool_size,
                 "semantic_classifier": semantic_classifier and os.path.abspath(semantic_classifier),
+                "semantic_labels": semantic_labels, "semantic_epochs": semantic_epochs,
                 "semantic_weight": semantic_weight, "decay_epochs": decay_epochs}
     first = load_images(data_a.source, split=data_a.split, image_size=data_a.image_size, channels=data_a.channels,
                         batch_size=None, limit=data_a.limit, seed=options.seed,
@@ -194,13 +203,17 @@ def train_cyclegan(out_dir, data_a: ImageSource, data_b: ImageSource, options: T
     steps_per_epoch = int(dataset.cardinality())
     total = options.epochs * steps_per_epoch
     decay = total // 2 if decay_epochs is None else decay_epochs * steps_per_epoch
+    teacher = None
+    if semantic_labels:
+        teacher = _domain_classifier(data_a, size, semantic_epochs, options.seed)
 
     def build():
         from keras_bigml.generative import CycleGAN
         from keras_bigml.generative.schedules import LinearDecay
         from keras_bigml.runs import load_keras_file
 
-        classifier = semantic_classifier and load_keras_file(semantic_classifier, allow_unsafe, "classifier")
+        classifier = teacher or (semantic_classifier and load_keras_file(semantic_classifier, allow_unsafe,
+                                                                         "classifier"))
         model = CycleGAN(
             tuple(first.element_spec.shape), tuple(second.element_spec.shape), generator=generator,
             generator_filters=generator_filters, discriminator_filters=discriminator_filters,
@@ -357,6 +370,23 @@ def _training_images(data: ImageSource, options: TrainingOptions, conditional, n
     if not conditional:
         return dataset, image_shape, None
     return dataset, image_shape, count_classes(dataset, num_classes)
+
+
+def _domain_classifier(data: ImageSource, image_size, epochs, seed):
+    """A CNN trained on one domain's labelled images (CyCADA's teacher), frozen."""
+    from keras_bigml.data import load_images
+    from keras_bigml.data.images import count_classes
+    from keras_bigml.evaluation.generative import train_classifier
+
+    labelled = load_images(data.source, split=data.split, image_size=image_size, channels=data.channels,
+                           labels=True, batch_size=1000, shuffle=False, limit=data.limit,
+                           skip_bad_files=data.skip_bad_files)
+    batches = list(labelled.as_numpy_iterator())
+    images, labels = np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+    classifier = train_classifier(images, labels, num_classes=count_classes(labels), epochs=epochs,
+                                  seed=0 if seed is None else seed)
+    classifier.trainable = False
+    return classifier
 
 
 def _fit_run(build, dataset, out_dir, options: TrainingOptions, settings, resume, overwrite):
