@@ -3,6 +3,9 @@
 All metrics work on the features and class probabilities of a Keras classifier
 (any model whose penultimate layer gives features); :func:`train_classifier`
 makes a digit or domain classifier in one call when no pretrained one is at hand.
+The Frechet distance also streams: :class:`FeatureStatistics` accumulates the
+mean and covariance of features a batch at a time, so the number of real and
+generated images is bounded by time, not memory.
 """
 
 import os
@@ -10,6 +13,8 @@ import os
 import keras
 import numpy as np
 from scipy import linalg
+
+from keras_bigml.errors import DataError
 
 
 def train_classifier(images, labels, num_classes=None, epochs=3, batch_size=128, seed=0, verbose=0):
@@ -69,13 +74,118 @@ def classifier_outputs(classifier, images, batch_size=500):
     Features come from the layer named ``features`` if there is one, else from
     the input of the last layer.
     """
+    both = _features_and_probabilities(classifier)
+    features, probabilities = both.predict(np.asarray(images, np.float32), batch_size=batch_size, verbose=0)
+    return features.astype(np.float64), probabilities.astype(np.float64)
+
+
+def _features_and_probabilities(classifier):
     try:
         feature_layer = classifier.get_layer("features")
     except ValueError:
         feature_layer = classifier.layers[-2]
-    both = keras.Model(classifier.inputs, [feature_layer.output, classifier.output])
-    features, probabilities = both.predict(np.asarray(images, np.float32), batch_size=batch_size, verbose=0)
-    return features.astype(np.float64), probabilities.astype(np.float64)
+    return keras.Model(classifier.inputs, [feature_layer.output, classifier.output])
+
+
+class FeatureStatistics:
+    """Running count, mean and covariance of feature vectors, updated a batch at a time.
+
+    Each batch's mean and centred scatter are merged into the totals in float64
+    (Chan, Golub and LeVeque's pairwise update, a batched Welford), so the
+    statistics match ``np.mean`` / ``np.cov`` of all the features at once and
+    stay accurate for features far from zero; memory holds ``d + d*d`` numbers
+    whatever the number of images. Statistics gathered separately (on several
+    workers, in several runs) combine with :meth:`merge`.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> features = rng.normal(size=(1000, 3))
+    >>> stats = FeatureStatistics()
+    >>> for batch in np.array_split(features, 7):
+    ...     _ = stats.update(batch)
+    >>> stats.count, np.allclose(stats.covariance, np.cov(features, rowvar=False))
+    (1000, True)
+    >>> round(frechet_distance(stats, features + [3.0, 0.0, 0.0]), 6)
+    9.0
+    """
+
+    def __init__(self):
+        self.count = 0
+        self.mean = None
+        self._scatter = None
+
+    def update(self, features):
+        """Add a batch of feature vectors, shape ``(n, d)``; returns self."""
+        features = np.asarray(features, np.float64)
+        if features.ndim != 2 or (self.mean is not None and features.shape[1] != len(self.mean)):
+            expected = "(n, d)" if self.mean is None else f"(n, {len(self.mean)})"
+            raise DataError(
+                f"FeatureStatistics.update expected features shaped {expected}, got {features.shape}."
+            )
+        if not len(features):
+            return self
+        mean = features.mean(axis=0)
+        centred = features - mean
+        return self._add(len(features), mean, centred.T @ centred)
+
+    def merge(self, other):
+        """Add the statistics of another `FeatureStatistics` (of disjoint features); returns self."""
+        if other.count:
+            if self.mean is not None and len(other.mean) != len(self.mean):
+                raise DataError(
+                    f"Cannot merge statistics of {len(other.mean)}-d features into {len(self.mean)}-d ones."
+                )
+            self._add(other.count, other.mean, other._scatter)
+        return self
+
+    def _add(self, count, mean, scatter):
+        if not self.count:
+            self.count, self.mean, self._scatter = count, mean.copy(), scatter.copy()
+            return self
+        total = self.count + count
+        delta = mean - self.mean
+        self._scatter = self._scatter + scatter + np.outer(delta, delta) * (self.count * count / total)
+        self.mean = self.mean + delta * (count / total)
+        self.count = total
+        return self
+
+    @property
+    def covariance(self):
+        """The unbiased covariance (``np.cov``'s), shape ``(d, d)``."""
+        if self.count < 2:
+            raise DataError(f"A covariance needs at least two feature vectors, got {self.count}.")
+        return self._scatter / (self.count - 1)
+
+    @classmethod
+    def from_features(cls, features):
+        """Statistics of a whole feature array at once."""
+        return cls().update(features)
+
+
+def feature_statistics(classifier, images, batch_size=500):
+    """Stream images through a classifier and return the `FeatureStatistics` of its features.
+
+    ``images`` is an array, or any iterable of batches (a ``tf.data.Dataset``
+    of images or of ``(images, labels)``, a generator), read once; only one
+    batch is in memory at a time.
+
+    >>> from keras_bigml.data import load_images
+    >>> classifier = train_classifier(np.zeros((4, 8, 8, 1)), np.arange(4), epochs=1)
+    >>> feature_statistics(classifier, load_images("digits", batch_size=256, limit=600)).count
+    600
+    """
+    both = _features_and_probabilities(classifier)
+    batches = images
+    if isinstance(images, np.ndarray):
+        batches = (images[start : start + batch_size] for start in range(0, len(images), batch_size))
+    stats = FeatureStatistics()
+    for batch in batches:
+        if isinstance(batch, (tuple, list)):
+            batch = batch[0]
+        features, _ = both.predict_on_batch(np.asarray(batch, np.float32))
+        stats.update(features)
+    return stats
 
 
 def frechet_distance(features_a, features_b):
@@ -83,13 +193,14 @@ def frechet_distance(features_a, features_b):
 
     ``|mu_a - mu_b|^2 + Tr(C_a + C_b - 2 (C_a C_b)^(1/2))``
 
+    Each side is an ``(n, d)`` feature array or the :class:`FeatureStatistics`
+    of one (for sets too large to hold).
+
     >>> a = np.random.default_rng(0).normal(size=(2000, 2))
     >>> round(frechet_distance(a, a + [3.0, 0.0]), 3)
     9.0
     """
-    features_a, features_b = _two_feature_sets(features_a, features_b)
-    mean_a, mean_b = features_a.mean(0), features_b.mean(0)
-    cov_a, cov_b = np.cov(features_a, rowvar=False), np.cov(features_b, rowvar=False)
+    (mean_a, cov_a), (mean_b, cov_b) = _moments(features_a, features_b)
     root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
     if not np.isfinite(root).all():
         offset = np.eye(len(cov_a)) * 1e-6
@@ -193,13 +304,32 @@ def generator_report(generator, classifier, real_train, real_test, num_samples=1
     return report
 
 
+def _moments(features_a, features_b):
+    """``((mean_a, cov_a), (mean_b, cov_b))`` of two feature arrays or `FeatureStatistics`."""
+    if not isinstance(features_a, FeatureStatistics) and not isinstance(features_b, FeatureStatistics):
+        features_a, features_b = _two_feature_sets(features_a, features_b)
+        return ((features_a.mean(0), np.cov(features_a, rowvar=False)),
+                (features_b.mean(0), np.cov(features_b, rowvar=False)))
+    stats = [side if isinstance(side, FeatureStatistics) else FeatureStatistics.from_features(side)
+             for side in (features_a, features_b)]
+    if min(side.count for side in stats) < 2:
+        raise DataError("Each feature set needs at least two samples.")
+    if len(stats[0].mean) != len(stats[1].mean):
+        raise DataError(
+            f"Expected two feature sets with the same d, got d={len(stats[0].mean)} "
+            f"and d={len(stats[1].mean)}."
+        )
+    return [(side.mean, np.atleast_2d(side.covariance)) for side in stats]
+
+
 def _two_feature_sets(features_a, features_b):
     features_a = np.asarray(features_a, np.float64)
     features_b = np.asarray(features_b, np.float64)
     if features_a.ndim != 2 or features_b.ndim != 2 or features_a.shape[1] != features_b.shape[1]:
-        raise ValueError(
-            f"Expected two (n, d) feature arrays with the same d, got {features_a.shape} and {features_b.shape}."
+        raise DataError(
+            f"Expected two (n, d) feature arrays with the same d, got {features_a.shape} "
+            f"and {features_b.shape}."
         )
     if min(len(features_a), len(features_b)) < 2:
-        raise ValueError("Each feature set needs at least two samples.")
+        raise DataError("Each feature set needs at least two samples.")
     return features_a, features_b

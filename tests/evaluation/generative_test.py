@@ -4,9 +4,12 @@ import numpy as np
 import pytest
 
 from keras_bigml.data import load_images
+from keras_bigml.errors import DataError
 from keras_bigml.evaluation.generative import (
+    FeatureStatistics,
     classifier_outputs,
     classifier_score,
+    feature_statistics,
     frechet_distance,
     kernel_distance,
     label_agreement,
@@ -94,3 +97,64 @@ def test_inception_features_for_small_grayscale_images_and_missing_weights(tmp_p
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-4)
     with pytest.raises(FileNotFoundError, match="No Inception-v3 weights"):
         inception_classifier(str(tmp_path / "missing.h5"))
+
+
+class TestStreamingFrechet:
+    def test_statistics_updated_batch_by_batch_equal_the_whole_set(self):
+        rng = np.random.default_rng(0)
+        features = rng.normal(size=(3001, 6)) @ rng.normal(size=(6, 6))
+        stats = FeatureStatistics()
+        for batch in np.array_split(features, [1, 17, 500, 501, 2000]):  # uneven batches, one of a single row
+            stats.update(batch)
+        assert stats.count == 3001
+        np.testing.assert_allclose(stats.mean, features.mean(0), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(stats.covariance, np.cov(features, rowvar=False), rtol=1e-10, atol=1e-12)
+
+    def test_streaming_frechet_distance_equals_the_batch_one(self):
+        rng = np.random.default_rng(1)
+        a = rng.normal(size=(2000, 8))
+        b = rng.normal(size=(1500, 8)) * 1.5 + 0.3
+        whole = frechet_distance(a, b)
+        streamed = [FeatureStatistics(), FeatureStatistics()]
+        for side, features in zip(streamed, (a, b), strict=True):
+            for batch in np.array_split(features, 13):
+                side.update(batch)
+        assert frechet_distance(*streamed) == pytest.approx(whole, rel=1e-9)
+        assert frechet_distance(streamed[0], b) == pytest.approx(whole, rel=1e-9)  # mixed: stats and array
+
+    def test_merge_combines_statistics_gathered_apart(self):
+        rng = np.random.default_rng(2)
+        features = rng.normal(size=(900, 4)) + 5.0
+        parts = [FeatureStatistics.from_features(part) for part in np.array_split(features, 3)]
+        merged = parts[0].merge(parts[1]).merge(parts[2]).merge(FeatureStatistics())
+        np.testing.assert_allclose(merged.covariance, np.cov(features, rowvar=False), rtol=1e-10)
+
+    def test_features_far_from_zero_keep_their_covariance(self):
+        # Raw sums of squares lose all precision here: 1e8 squared against a variance of 1e-2.
+        rng = np.random.default_rng(3)
+        features = 1e8 + rng.normal(scale=0.1, size=(4000, 3))
+        stats = FeatureStatistics()
+        for batch in np.array_split(features, 40):
+            stats.update(batch)
+        np.testing.assert_allclose(stats.covariance, np.cov(features, rowvar=False), rtol=1e-6)
+
+    def test_classifier_features_stream_from_a_dataset(self):
+        images, labels = next(iter(load_images("digits", labels=True, batch_size=2000, shuffle=False)))
+        classifier = train_classifier(images.numpy()[:300], labels.numpy()[:300], epochs=1)
+        features, _ = classifier_outputs(classifier, images.numpy())
+        batches = load_images("digits", labels=True, batch_size=128, shuffle=False)
+        stats = feature_statistics(classifier, batches)
+        assert stats.count == len(images)
+        np.testing.assert_allclose(stats.mean, features.mean(0), rtol=1e-5, atol=1e-6)
+        half = feature_statistics(classifier, images.numpy()[:700], batch_size=100)
+        expected = frechet_distance(features[:700], features)
+        assert frechet_distance(half, stats) == pytest.approx(expected, rel=1e-4)
+
+    def test_bad_shapes_are_refused(self):
+        stats = FeatureStatistics().update(np.zeros((3, 2)))
+        with pytest.raises(DataError, match=r"expected features shaped \(n, 2\), got \(3, 5\)"):
+            stats.update(np.zeros((3, 5)))
+        with pytest.raises(DataError, match="at least two"):
+            frechet_distance(FeatureStatistics().update(np.zeros((1, 2))), np.zeros((4, 2)))
+        with pytest.raises(DataError, match="same d"):
+            frechet_distance(stats, np.zeros((4, 3)))
