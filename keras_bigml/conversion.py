@@ -76,7 +76,7 @@ class ConversionResult:
 
 def to_litert(saved_model_dir: str | os.PathLike, out_path: str | os.PathLike,
               signature_keys: list[str] | None = None, *, tolerance: float = TOLERANCE,
-              seed: int = 0) -> ConversionResult:
+              seed: int = 0, allow_unsafe_ops: bool = False) -> ConversionResult:
     """Convert a SavedModel's signatures (all by default) into one LiteRT ``.tflite`` file.
 
     Parameters
@@ -92,6 +92,9 @@ def to_litert(saved_model_dir: str | os.PathLike, out_path: str | os.PathLike,
         Largest accepted difference, relative to ``max(1, largest |output|)``.
     seed : int
         Seed of the random check inputs.
+    allow_unsafe_ops : bool
+        Convert a SavedModel whose graph touches files or runs Python (see
+        `keras_bigml.export.load_saved_model`): only for a trusted source.
 
     Returns
     -------
@@ -111,7 +114,7 @@ def to_litert(saved_model_dir: str | os.PathLike, out_path: str | os.PathLike,
     """
     import tensorflow as tf
 
-    loaded, keys = _signatures(saved_model_dir, signature_keys)
+    loaded, keys = _signatures(saved_model_dir, signature_keys, allow_unsafe_ops)
     converter = tf.lite.TFLiteConverter.from_saved_model(os.fspath(saved_model_dir), signature_keys=keys)
     try:
         content = converter.convert()
@@ -132,7 +135,7 @@ def to_litert(saved_model_dir: str | os.PathLike, out_path: str | os.PathLike,
 
 def to_onnx(source, out_path: str | os.PathLike, *, signature_keys: list[str] | None = None,
             rows=None, opset: int = ONNX_OPSET, tolerance: float = TOLERANCE,
-            seed: int = 0) -> ConversionResult:
+            seed: int = 0, allow_unsafe_ops: bool = False) -> ConversionResult:
     """Convert a SavedModel (through tf2onnx) or a fitted scikit-learn model (skl2onnx) to ONNX.
 
     Parameters
@@ -154,6 +157,8 @@ def to_onnx(source, out_path: str | os.PathLike, *, signature_keys: list[str] | 
         Largest accepted difference, relative to ``max(1, largest |output|)``.
     seed : int
         Seed of the random check inputs (SavedModels) or of the row sample.
+    allow_unsafe_ops : bool
+        As for `to_litert`.
 
     Returns
     -------
@@ -173,7 +178,8 @@ def to_onnx(source, out_path: str | os.PathLike, *, signature_keys: list[str] | 
     True
     """
     if isinstance(source, (str, os.PathLike)):
-        return _saved_model_to_onnx(source, out_path, signature_keys, opset, tolerance, seed)
+        return _saved_model_to_onnx(source, out_path, signature_keys, opset, tolerance, seed,
+                                    allow_unsafe_ops)
     if signature_keys is not None:
         raise ConfigError("signature_keys are for SavedModels; a scikit-learn model converts as one graph.")
     return _estimator_to_onnx(source, out_path, rows, opset, tolerance, seed)
@@ -181,7 +187,7 @@ def to_onnx(source, out_path: str | os.PathLike, *, signature_keys: list[str] | 
 
 def compare_saved_models(candidate_dir: str | os.PathLike, reference_dir: str | os.PathLike,
                          signature_keys: list[str] | None = None, *, tolerance: float = TOLERANCE,
-                         seed: int = 0) -> dict:
+                         seed: int = 0, allow_unsafe_ops: bool = False) -> dict:
     """Largest difference per signature and output of one SavedModel from another, on random inputs.
 
     Raises `keras_bigml.errors.ModelFileError` when a signature of ``reference_dir``
@@ -195,8 +201,8 @@ def compare_saved_models(candidate_dir: str | os.PathLike, reference_dir: str | 
     >>> compare_saved_models(path, path)
     {'generate': {'images': 0.0}}
     """
-    reference, keys = _signatures(reference_dir, signature_keys)
-    candidate, _ = _signatures(candidate_dir, None)
+    reference, keys = _signatures(reference_dir, signature_keys, allow_unsafe_ops)
+    candidate, _ = _signatures(candidate_dir, None, allow_unsafe_ops)
     differences = {}
     for name in keys:
         if name not in candidate.signatures:
@@ -238,13 +244,11 @@ def random_inputs(input_specs: dict, batch_size: int, rng: np.random.Generator) 
     return inputs
 
 
-def _signatures(saved_model_dir, signature_keys):
+def _signatures(saved_model_dir, signature_keys, allow_unsafe_ops):
+    """The loaded SavedModel (scanned for unsafe ops first: the converters load it too) and its signatures."""
     from keras_bigml.export import load_saved_model
 
-    try:
-        loaded = load_saved_model(saved_model_dir)
-    except OSError as error:
-        raise ModelFileError(str(error)) from None
+    loaded = load_saved_model(saved_model_dir, allow_unsafe_ops=allow_unsafe_ops)
     available = [name for name in loaded.signatures if name != "serving_default"] or list(loaded.signatures)
     if signature_keys is None:
         return loaded, available
@@ -309,12 +313,12 @@ def _litert_interpreter(content):
             return tf.lite.Interpreter(model_content=content), f"tf.lite.Interpreter {tf.__version__}"
 
 
-def _saved_model_to_onnx(saved_model_dir, out_dir, signature_keys, opset, tolerance, seed):
+def _saved_model_to_onnx(saved_model_dir, out_dir, signature_keys, opset, tolerance, seed, allow_unsafe_ops):
     _require("tf2onnx", "ONNX export of SavedModels")
     import tf2onnx.convert
     import tf2onnx.tf_loader
 
-    loaded, keys = _signatures(saved_model_dir, signature_keys)
+    loaded, keys = _signatures(saved_model_dir, signature_keys, allow_unsafe_ops)
     protos = {}
     for name in keys:
         # tf2onnx's own command line does these two steps: freeze the signature, then convert the graph.

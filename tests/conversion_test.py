@@ -88,7 +88,7 @@ def test_onnx_of_saved_model_matches(saved_models, tmp_path, name):
 def test_a_copy_that_differs_is_refused_and_not_written(saved_models, tmp_path):
     # A tolerance of 0 turns float32 rounding (about 1e-7 here) into a difference too large.
     with pytest.raises(ModelFileError, match="differs from the original by .* not written"):
-        to_litert(saved_models["cyclegan"], tmp_path / "model.tflite", tolerance=0.0)
+        to_litert(saved_models["cvae"], tmp_path / "model.tflite", tolerance=0.0)
     assert not (tmp_path / "model.tflite").exists()
 
 
@@ -141,7 +141,9 @@ def test_regressor_pipeline_matches_predict(tmp_path, algorithm):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("skl2onnx")
     X, y = load_table("diabetes")
-    model = make_model(algorithm, "regression", random_state=0).fit(X, y)
+    small = {"linear_regression": {}, "random_forest": {"n_estimators": 20},
+             "gradient_boosting": {"max_iter": 20}}
+    model = make_model(algorithm, "regression", random_state=0, **small[algorithm]).fit(X, y)
     result = to_onnx(model, tmp_path / "model.onnx", rows=X)
     # Predictions reach about 350: float32 keeps about 7 digits of them.
     assert result.differences["model"]["variable"] < TOLERANCE * np.abs(y).max()
@@ -226,3 +228,17 @@ def test_missing_converter_package_is_one_line(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "tf2onnx", None)
     with pytest.raises(ConfigError, match=r"needs the tf2onnx package: pip install 'keras_bigml\[export\]'"):
         to_onnx("some/saved_model", "out")
+
+
+def test_saved_model_with_unsafe_ops_is_refused(tmp_path):
+    from keras_bigml.errors import UntrustedFileError
+
+    module = tf.Module()
+    module.double = tf.function(lambda x: {"y": 2.0 * x + tf.cast(tf.strings.length(tf.io.read_file(
+        "/etc/hostname")), tf.float32)}, input_signature=[tf.TensorSpec((None,), tf.float32, name="x")])
+    tf.saved_model.save(module, str(tmp_path / "reads"), signatures={"double": module.double})
+    with pytest.raises(UntrustedFileError, match="allow_unsafe_ops=True"):
+        to_litert(tmp_path / "reads", tmp_path / "x.tflite")
+    with pytest.raises(UntrustedFileError):
+        to_onnx(tmp_path / "reads", tmp_path / "onnx")
+    assert not (tmp_path / "x.tflite").exists()

@@ -34,7 +34,7 @@ class ExportResult(ConversionResult):
 def export_run(run_dir: str | os.PathLike, format: str = "savedmodel",
                out: str | os.PathLike | None = None, *, data=None, target: str | None = None,
                signature_keys: list[str] | None = None, tolerance: float = TOLERANCE,
-               allow_unsafe: bool = False) -> ExportResult:
+               allow_unsafe: bool = False, allow_unsafe_ops: bool = False) -> ExportResult:
     """Export the model of ``run_dir`` in ``format`` to ``out`` and check it against the run's model.
 
     Parameters
@@ -58,6 +58,9 @@ def export_run(run_dir: str | os.PathLike, format: str = "savedmodel",
         Largest accepted difference, relative to ``max(1, largest |output|)``.
     allow_unsafe : bool
         Load a ``model.keras`` that holds Python code (``savedmodel`` only).
+    allow_unsafe_ops : bool
+        Read a SavedModel whose graph touches files or runs Python (see
+        `keras_bigml.export.load_saved_model`).
 
     Returns
     -------
@@ -103,15 +106,18 @@ def export_run(run_dir: str | os.PathLike, format: str = "savedmodel",
     out = os.fspath(out) if out is not None else os.path.join(run_dir, DEFAULT_OUT[format])
     if format == "savedmodel":
         result = _export_saved_model(run_dir, saved_model, out, has_keras_model, signature_keys, tolerance,
-                                     allow_unsafe)
+                                     allow_unsafe, allow_unsafe_ops)
     elif format == "litert":
-        result = to_litert(saved_model, out, signature_keys, tolerance=tolerance)
+        result = to_litert(saved_model, out, signature_keys, tolerance=tolerance,
+                           allow_unsafe_ops=allow_unsafe_ops)
     else:
-        result = to_onnx(saved_model, out, signature_keys=signature_keys, tolerance=tolerance)
+        result = to_onnx(saved_model, out, signature_keys=signature_keys, tolerance=tolerance,
+                         allow_unsafe_ops=allow_unsafe_ops)
     return ExportResult(**vars(result), run_kind="generative")
 
 
-def _export_saved_model(run_dir, saved_model, out, has_keras_model, signature_keys, tolerance, allow_unsafe):
+def _export_saved_model(run_dir, saved_model, out, has_keras_model, signature_keys, tolerance, allow_unsafe,
+                        allow_unsafe_ops):
     """Write the SavedModel afresh from model.keras (or copy it), compared with the run's before it lands."""
     has_saved_model = os.path.isfile(os.path.join(saved_model, "saved_model.pb"))
     same_place = os.path.abspath(out) == os.path.abspath(saved_model)
@@ -129,7 +135,8 @@ def _export_saved_model(run_dir, saved_model, out, has_keras_model, signature_ke
             shutil.copytree(saved_model, tmp)
             how = "copied from the run"
         if has_saved_model:
-            differences = compare_saved_models(tmp, saved_model, signature_keys, tolerance=tolerance)
+            differences = compare_saved_models(tmp, saved_model, signature_keys, tolerance=tolerance,
+                                               allow_unsafe_ops=allow_unsafe_ops)
             note = f"{how}; compared with the run's SavedModel on random inputs"
         else:
             differences, note = {}, f"{how}; not compared: the run had no SavedModel"
