@@ -9,6 +9,7 @@ Layout of a run directory ``DIR``::
     DIR/samples.png      a grid of generated (or translated) images
     DIR/history.json     the metrics of every epoch
     DIR/grids/           one sample grid per epoch
+    DIR/report.html      one self-contained page of all of the above (keras_bigml.reports)
     DIR/backup/          the last finished epoch's state, kept until the final set is written
 
 Rules (`RunDirectory.open`): a finished run is not replaced unless asked
@@ -209,7 +210,7 @@ def fit_and_save(model, dataset, out_dir, epochs, verbose="auto", callbacks=(), 
     >>> vae.compile(optimizer="adam")
     >>> paths = fit_and_save(vae, load_images("digits", limit=32), tempfile.mkdtemp(), 1, verbose=0)
     >>> sorted(paths)
-    ['history', 'model', 'run', 'samples', 'saved_model']
+    ['history', 'model', 'report', 'run', 'samples', 'saved_model']
     """
     import keras
 
@@ -237,6 +238,9 @@ def fit_and_save(model, dataset, out_dir, epochs, verbose="auto", callbacks=(), 
         paths = save_run(model, history.history, out_dir, examples=examples)
         paths["run"] = run.file(RUN_FILE)
     shutil.rmtree(backup_dir, ignore_errors=True)
+    from keras_bigml.reports import write_report
+
+    paths["report"] = write_report(out_dir)
     return paths
 
 

@@ -16,7 +16,8 @@ def test_train_vae_writes_the_run_and_generate_draws_a_grid(tmp_path, capsys):
                  "--batch-size", "16", "--latent-dim", "2", "--filters", "8",
                  "--hidden-units", "16", "--seed", "0", "--out", str(out)])
     assert code == 0
-    assert sorted(os.listdir(out)) == ["grids", "history.json", "model.keras", "run.json", "samples.png", "saved_model"]
+    assert sorted(os.listdir(out)) == ["grids", "history.json", "model.keras", "report.html", "run.json", "samples.png",
+                                       "saved_model"]
     assert len(json.load(open(out / "history.json"))["loss"]) == 2
     assert "samples.png" in capsys.readouterr().out
     grid = tmp_path / "grid.png"
@@ -195,7 +196,7 @@ def test_resume_with_another_latent_size_names_the_difference(tmp_path, capsys):
     assert "latent_dim was 2, now 3" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [[], ["quickstart"], ["train"], ["train", "vae"], ["train", "gan"], ["train", "cgan"], ["train", "wgan-gp"], ["train", "cyclegan"], ["generate"], ["translate"], ["evaluate"], ["classical"]])
+@pytest.mark.parametrize("command", [[], ["quickstart"], ["train"], ["train", "vae"], ["train", "gan"], ["train", "cgan"], ["train", "wgan-gp"], ["train", "cyclegan"], ["generate"], ["translate"], ["evaluate"], ["classical"], ["export"]])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])

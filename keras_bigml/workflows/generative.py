@@ -7,10 +7,10 @@ call these.
 
 >>> import tempfile
 >>> out = tempfile.mkdtemp()
->>> result = train_vae(out, ImageSource("digits", limit=32), TrainingOptions(epochs=1, batch_size=16, seed=0),
+>>> result = train_vae(out, ImageSource("digits", limit=32), TrainingOptions(epochs=1, batch_size=16, seed=0, verbose=0),
 ...                    latent_dim=2, filters=(8,), hidden_units=16)
 >>> result.epochs, sorted(result.paths)
-(1, ['history', 'model', 'run', 'samples', 'saved_model'])
+(1, ['history', 'model', 'report', 'run', 'samples', 'saved_model'])
 >>> generate_images(out, os.path.join(out, "grid.png"), n=4).count
 4
 """
@@ -51,7 +51,11 @@ class ImageSource:
 
 @dataclass
 class TrainingOptions:
-    """What every training run shares: its length, optimizer step, strategy, precision, seed."""
+    """What every training run shares: its length, optimizer step, strategy, precision, seed.
+
+    ``verbose`` is Keras's (``"auto"``: a progress bar; 0: silent; 2: one line per
+    epoch) and, like ``tensorboard``, may differ when a run is resumed.
+    """
 
     epochs: int = 10
     batch_size: int = 64
@@ -60,6 +64,7 @@ class TrainingOptions:
     mixed_precision: str | None = None
     seed: int | None = None
     tensorboard: bool = False
+    verbose: int | str = "auto"
 
     def check(self):
         positive_int("epochs", self.epochs)
@@ -349,6 +354,10 @@ def evaluate_run(run_dir, source, *, n=1000, limit=None, classifier=None, incept
     path = os.path.join(run_dir if os.path.isdir(run_dir) else os.path.dirname(run_dir), "metrics.json")
     with atomic_path(path) as tmp, open(tmp, "w") as file:
         json.dump(metrics, file, indent=1)
+    if os.path.isdir(run_dir):
+        from keras_bigml.reports import write_report
+
+        write_report(run_dir)
     return EvaluationResult(metrics, path)
 
 
@@ -407,8 +416,11 @@ def _fit_run(build, dataset, out_dir, options: TrainingOptions, settings, resume
         from keras_bigml.callbacks import tensorboard_callbacks
 
         callbacks = tensorboard_callbacks(os.path.join(out_dir, "tensorboard"), dataset, model)
+    # Output settings do not change what a run computes, so a resume may change them.
     arguments = {**_plain(settings), **dataclasses.asdict(options)}
-    paths = fit_and_save(model, dataset, out_dir, options.epochs, verbose=_verbosity(), callbacks=callbacks,
+    for name in ("verbose", "tensorboard"):
+        arguments.pop(name)
+    paths = fit_and_save(model, dataset, out_dir, options.epochs, verbose=options.verbose, callbacks=callbacks,
                          resume=resume, overwrite=overwrite, arguments=arguments, seed=options.seed)
     with open(paths["history"]) as file:
         history = json.load(file)
@@ -434,9 +446,3 @@ def _plain(settings):
 def _as_rgb(images, other):
     """``images`` with three channels when ``other`` has three, so the two fit one grid."""
     return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 and other.shape[-1] == 3 else images
-
-
-def _verbosity():
-    import sys
-
-    return 1 if sys.stdout.isatty() else 2
