@@ -1,10 +1,19 @@
-"""Tables: scikit-learn's bundled sets by name, CSV and Parquet files, chunked reading.
+"""Tables: scikit-learn's bundled sets by name, CSV and Parquet files, partitioned sources.
 
-Every loader returns ``(X, y)`` with ``X`` a pandas DataFrame of features and ``y`` a
+`load_table` returns ``(X, y)`` with ``X`` a pandas DataFrame of features and ``y`` a
 Series (the target column), so mixed numeric and categorical columns keep their types.
+
+Tables larger than memory stay in their files: `open_table` describes a directory of
+Parquet or CSV parts (as Spark, Dask or any Parquet writer leaves them), a glob, or one
+large file, as a list of `Part` objects that are read batch by batch (`PartitionedTable.batches`)
+or whole on a Dask worker (`PartitionedTable.read`). `RowSplit` assigns each row to the
+training, validation or test rows from a seed and the row's place in its file, so every
+engine and every batch size sees the same split without a global shuffle.
 """
 
+import glob as globbing
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -19,6 +28,7 @@ BUILTIN_TABLES = {
     "diabetes": ("load_diabetes", "regression"),
 }
 TABLE_EXTENSIONS = (".csv", ".parquet", ".pq")
+BATCH_ROWS = 65_536
 
 
 def load_table(source, target=None):
@@ -42,6 +52,9 @@ def load_table(source, target=None):
     >>> X, y = load_table("iris")
     >>> X.shape, y.name
     ((150, 4), 'target')
+
+    A directory of parts or a glob is read part by part and concatenated (for tables
+    that fit in memory; larger ones train with ``engine="out_of_core"`` or ``"dask"``).
     """
     if isinstance(source, pd.DataFrame):
         frame, name = source, "the DataFrame"
@@ -49,9 +62,23 @@ def load_table(source, target=None):
         source = os.fspath(source)
         if source in BUILTIN_TABLES:
             frame, target, name = _builtin(source), target or "target", source
+        elif is_partitioned(source):
+            table = open_table(source)
+            frame = pd.concat([table.read(part) for part in table.parts], ignore_index=True)
+            name = source
         else:
             frame, name = _read_file(source), source
     return split_target(frame, target, name)
+
+
+def is_partitioned(source):
+    """True for a directory or a glob pattern (several parts), False for one file or a name.
+
+    >>> is_partitioned("parts/*.parquet"), is_partitioned("iris")
+    (True, False)
+    """
+    source = os.fspath(source)
+    return os.path.isdir(source) or globbing.has_magic(source)
 
 
 def split_target(frame, target, name="the table"):
@@ -117,7 +144,7 @@ def check_feature_values(X, name="the table"):
 
 
 def iter_table_chunks(path, target, chunk_rows=10_000, columns=None):
-    """Yield ``(X, y)`` chunks of a CSV or Parquet file without loading it whole.
+    """Yield ``(X, y)`` chunks of a CSV or Parquet file (or of every part of a directory or glob).
 
     Memory stays bounded by ``chunk_rows`` whatever the file's size.
 
@@ -127,22 +154,300 @@ def iter_table_chunks(path, target, chunk_rows=10_000, columns=None):
     >>> [len(X) for X, y in iter_table_chunks(path, "y", chunk_rows=2)]
     [2, 2, 1]
     """
-    path = os.fspath(path)
-    _check_file(path)
-    if path.endswith(".csv"):
-        chunks = pd.read_csv(path, chunksize=chunk_rows, usecols=columns)
-    else:
-        chunks = _parquet_batches(path, chunk_rows, columns)
-    for index, chunk in enumerate(chunks):
-        yield split_target(chunk, target, f"{path} (chunk {index})")
+    table = open_table(path)
+    index = 0
+    for part in table.parts:
+        for _, _, chunk in table.batches(part, columns=columns, batch_rows=chunk_rows):
+            yield split_target(chunk, target, f"{part.path} (chunk {index})")
+            index += 1
 
 
-def _parquet_batches(path, chunk_rows, columns):
+@dataclass(frozen=True)
+class Block:
+    """The unit of the seeded split: one row group of a Parquet file, or a whole CSV file."""
+
+    file: int
+    row_group: int
+    rows: int | None
+
+
+@dataclass(frozen=True)
+class Part:
+    """One partition: a file, or some row groups of one large Parquet file."""
+
+    index: int
+    path: str
+    blocks: tuple
+
+    @property
+    def rows(self):
+        """Rows in the part, or None for CSV (known only once read)."""
+        counts = [block.rows for block in self.blocks]
+        return None if None in counts else sum(counts)
+
+
+class PartitionedTable:
+    """A table stored in one or more Parquet or CSV files, read part by part.
+
+    Create it with :func:`open_table`. Every part has the same columns (checked when
+    opened). Parquet is read row group by row group with pre-buffering off and
+    pyarrow's memory pool emptied after each batch, so a pass over the table holds
+    one batch, not the file. Instances are small and picklable: Dask workers read
+    the parts themselves (so the paths must be reachable from every worker).
+    """
+
+    def __init__(self, source, files, file_format, columns, meta, parts):
+        self.source = source
+        self.files = files
+        self.format = file_format
+        self.columns = columns
+        self.meta = meta
+        self.parts = parts
+
+    @property
+    def rows(self):
+        """Rows in the table, or None when some part is CSV."""
+        counts = [part.rows for part in self.parts]
+        return None if None in counts else sum(counts)
+
+    def __repr__(self):
+        rows = "" if self.rows is None else f", {self.rows} rows"
+        return f"<PartitionedTable {self.source!r}: {len(self.parts)} {self.format} parts{rows}>"
+
+    def batches(self, part, columns=None, batch_rows=BATCH_ROWS):
+        """Yield ``(block, first_row_in_block, frame)`` for each batch of ``part``, in order.
+
+        A batch holds at most ``batch_rows`` rows and never spans two blocks.
+        """
+        columns = self._check_columns(columns)
+        try:
+            if self.format == "parquet":
+                yield from self._parquet_batches(part, columns, batch_rows)
+            else:
+                yield from self._csv_batches(part, columns, batch_rows)
+        except DataError:
+            raise
+        except (OSError, ValueError, pd.errors.ParserError) as error:
+            raise DataError(f"Cannot read part {part.path} ({_one_line(error)}).") from None
+
+    def read(self, part, columns=None):
+        """The whole of ``part`` as one DataFrame (for a Dask worker holding that partition)."""
+        frames = [frame for _, _, frame in self.batches(part, columns, batch_rows=1 << 22)]
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+    def _check_columns(self, columns):
+        if columns is None:
+            return list(self.columns)
+        missing = [c for c in columns if c not in self.columns]
+        if missing:
+            raise DataError(
+                f"{self.source} has no column {_names(missing)}; its columns are {_names(self.columns)}."
+            )
+        return list(columns)
+
+    def _parquet_batches(self, part, columns, batch_rows):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pool = pa.default_memory_pool()
+        # pre_buffer=False: pyarrow otherwise buffers whole row groups and keeps them in its pool.
+        with pq.ParquetFile(part.path, pre_buffer=False) as file:
+            for block in part.blocks:
+                if block.rows == 0:  # a file without row groups
+                    continue
+                start = 0
+                for batch in file.iter_batches(batch_size=batch_rows, row_groups=[block.row_group],
+                                               columns=columns, use_threads=False):
+                    frame = batch.to_pandas()
+                    del batch
+                    pool.release_unused()
+                    yield block, start, frame
+                    start += len(frame)
+
+    def _csv_batches(self, part, columns, batch_rows):
+        (block,) = part.blocks
+        start = 0
+        with pd.read_csv(part.path, chunksize=batch_rows, usecols=columns) as reader:
+            for frame in reader:
+                yield block, start, frame[columns]
+                start += len(frame)
+
+
+def open_table(source, rows_per_part=None):
+    """Describe a Parquet or CSV table in one or more files without reading its rows.
+
+    Parameters
+    ----------
+    source : str or path
+        A directory of parts (files ending ``.parquet``, ``.pq`` or ``.csv``, searched
+        recursively; names starting with ``_`` or ``.``, such as Spark's ``_SUCCESS``,
+        are skipped), a glob such as ``"data/part-*.parquet"``, or one file.
+    rows_per_part : int, optional
+        For one Parquet file, gather consecutive row groups into parts of about this
+        many rows (default: one part per row group). Several files: one part per file.
+
+    Returns
+    -------
+    PartitionedTable
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> folder = tempfile.mkdtemp()
+    >>> for i in range(3):
+    ...     pd.DataFrame({"x": [1.0, 2.0], "y": [0, 1]}).to_parquet(os.path.join(folder, f"part-{i}.parquet"))
+    >>> table = open_table(folder)
+    >>> len(table.parts), table.rows, table.columns
+    (3, 6, ['x', 'y'])
+    """
+    source = os.fspath(source)
+    files = _table_files(source)
+    formats = {"csv" if path.endswith(".csv") else "parquet" for path in files}
+    if len(formats) > 1:
+        raise DataError(f"{source} mixes CSV and Parquet parts; keep one format per table.")
+    file_format = formats.pop()
+    try:
+        schemas = [_file_columns(path, file_format) for path in files]
+    except ImportError:
+        raise DataError(f"Reading {source} needs pyarrow: pip install 'keras_bigml[parquet]'.") from None
+    columns = schemas[0][0]
+    for path, (names, _) in zip(files[1:], schemas[1:], strict=True):
+        if set(names) != set(columns):
+            missing = [c for c in columns if c not in names]
+            extra = [c for c in names if c not in columns]
+            described = "; ".join(
+                [f"missing {_names(missing)}"] * bool(missing) + [f"extra {_names(extra)}"] * bool(extra)
+            )
+            raise DataError(f"Part {path} has other columns than {files[0]}: {described}.")
+    meta = _meta(files[0], file_format, columns)
+    parts = []
+    for file_index, (path, (_, row_groups)) in enumerate(zip(files, schemas, strict=True)):
+        blocks = [Block(file_index, group, rows) for group, rows in enumerate(row_groups)] or [
+            Block(file_index, 0, 0)]
+        if len(files) > 1 or len(blocks) == 1:
+            groups = [blocks]
+        else:
+            groups = _gather(blocks, rows_per_part)
+        parts.extend(Part(len(parts) + i, path, tuple(group)) for i, group in enumerate(groups))
+    return PartitionedTable(source, files, file_format, columns, meta, parts)
+
+
+def _table_files(source):
+    if os.path.isdir(source):
+        files = []
+        for root, folders, names in os.walk(source):
+            folders[:] = sorted(f for f in folders if not f.startswith(("_", ".")))
+            files.extend(os.path.join(root, name) for name in sorted(names)
+                         if name.endswith(TABLE_EXTENSIONS) and not name.startswith(("_", ".")))
+        if not files:
+            raise DataError(f"{source} holds no .parquet or .csv parts.")
+        return files
+    if globbing.has_magic(source):
+        files = sorted(path for path in globbing.glob(source) if os.path.isfile(path))
+        if not files:
+            raise DataError(f"No files match {source}.")
+        unknown = [path for path in files if not path.endswith(TABLE_EXTENSIONS)]
+        if unknown:
+            raise DataError(f"{unknown[0]}: tables are read from .csv or .parquet files.")
+        return files
+    _check_file(source)
+    return [source]
+
+
+def _file_columns(path, file_format):
+    """(column names, rows per row group) of one file, from its header or footer only."""
+    if os.path.getsize(path) == 0:
+        raise DataError(f"{path} is empty.")
+    try:
+        if file_format == "csv":
+            names = [str(c) for c in pd.read_csv(path, header=None, nrows=1).iloc[0].tolist()]
+            check_unique_columns(names, path)
+            return names, [None]
+        import pyarrow.parquet as pq
+
+        metadata = pq.read_metadata(path)
+        names = list(metadata.schema.to_arrow_schema().names)
+        check_unique_columns(names, path)
+        return names, [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} holds no columns (an empty file).") from None
+    except (ValueError, OSError) as error:
+        raise DataError(f"Cannot read {path} as a table ({_one_line(error)}).") from None
+
+
+def _meta(path, file_format, columns):
+    """An empty DataFrame with the table's column types (from a Parquet schema or a CSV's first rows)."""
+    if file_format == "csv":
+        return pd.read_csv(path, nrows=1000).iloc[:0]
     import pyarrow.parquet as pq
 
-    with pq.ParquetFile(path) as file:
-        for batch in file.iter_batches(batch_size=chunk_rows, columns=columns):
-            yield batch.to_pandas()
+    return pq.read_schema(path).empty_table().to_pandas()[columns]
+
+
+def _gather(blocks, rows_per_part):
+    if rows_per_part is None:
+        return [[block] for block in blocks]
+    groups, current, rows = [], [], 0
+    for block in blocks:
+        if current and rows + block.rows > rows_per_part:
+            groups.append(current)
+            current, rows = [], 0
+        current.append(block)
+        rows += block.rows
+    return groups + [current]
+
+
+def _one_line(error):
+    return " ".join(str(error).split())[:300]
+
+
+class RowSplit:
+    """Seeded per-row split into training, validation and test rows, without a global shuffle.
+
+    Row ``r`` of a block (a Parquet row group, or a CSV file) draws ``u``, the
+    ``r``-th number of ``numpy.random.default_rng``-style PCG64 seeded with
+    ``[seed, file index, row group]``; it is a test row when ``u < test_size``, a
+    validation row when ``u < test_size + validation_size``, else a training row.
+    The split depends only on the seed and the row's place in its file: the same
+    for every engine, partitioning and batch size. Each row is held out with
+    probability ``test_size`` (a Bernoulli split, not a stratified one).
+
+    >>> split = RowSplit(test_size=0.25, seed=0)
+    >>> block = Block(file=0, row_group=0, rows=8)
+    >>> whole = split.draws(block, 0, 8)
+    >>> bool(np.array_equal(whole[3:], split.draws(block, 3, 5)))
+    True
+    >>> split.which(whole).tolist()
+    ['train', 'train', 'test', 'test', 'train', 'train', 'train', 'train']
+    """
+
+    def __init__(self, test_size=0.25, validation_size=0.0, seed=0):
+        check_test_size(test_size)
+        if not 0 <= validation_size < 1 - test_size:
+            raise ConfigError(
+                f"validation_size must be at least 0 and leave training rows beside test_size {test_size}, "
+                f"got {validation_size!r}."
+            )
+        self.test_size = test_size
+        self.validation_size = validation_size
+        self.seed = seed
+
+    def draws(self, block, start, n):
+        """The uniform numbers of rows ``start`` to ``start + n`` of ``block``."""
+        generator = np.random.Generator(np.random.PCG64([self.seed, block.file, block.row_group]))
+        generator.bit_generator.advance(start)  # one 64-bit step per double
+        return generator.random(n)
+
+    def masks(self, draws):
+        """``{"train": mask, "validation": mask, "test": mask}`` for an array of draws."""
+        test = draws < self.test_size
+        validation = ~test & (draws < self.test_size + self.validation_size)
+        return {"train": ~(test | validation), "validation": validation, "test": test}
+
+    def which(self, draws):
+        """The name of each row's share, for inspection."""
+        masks = self.masks(draws)
+        return np.select([masks["test"], masks["validation"]], ["test", "validation"], "train")
 
 
 def _builtin(name):

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -39,7 +41,8 @@ def test_chunks_cover_the_file_in_order(tmp_path, suffix):
     path = tmp_path / f"big{suffix}"
     big.to_csv(path, index=False) if suffix == ".csv" else big.to_parquet(path, row_group_size=7)
     chunks = list(iter_table_chunks(path, "y", chunk_rows=10))
-    assert [len(X) for X, _ in chunks] == [10, 10, 5]
+    # Parquet batches stop at row-group boundaries (7 rows here); CSV chunks are 10 rows.
+    assert [len(X) for X, _ in chunks] == ([10, 10, 5] if suffix == ".csv" else [7, 7, 7, 4])
     np.testing.assert_array_equal(pd.concat([X for X, _ in chunks])["x"], big["x"])
 
 
@@ -137,3 +140,104 @@ def test_target_checks_name_the_class_and_its_count():
     with pytest.raises(ConfigError, match="regression needs at least 2 on each side"):
         check_target(pd.Series([0.5, 1.5, 2.5], name="v"), "regression", 0.5, "t.csv")
     check_target(few, "classification", 0.5, "t.csv")
+
+
+def parts_frame(n=40):
+    return pd.DataFrame({"x": np.arange(n, dtype=float), "c": ["a", "b"] * (n // 2), "y": np.arange(n) % 2})
+
+
+def write_parts(folder, frame, parts=4, suffix=".parquet", **options):
+    folder.mkdir(parents=True, exist_ok=True)
+    size = len(frame) // parts
+    for i in range(parts):
+        piece = frame.iloc[i * size:(i + 1) * size]
+        path = folder / f"part-{i:05d}{suffix}"
+        piece.to_csv(path, index=False) if suffix == ".csv" else piece.to_parquet(path, **options)
+    return folder
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_a_directory_of_parts_and_a_glob_are_one_table(tmp_path, suffix):
+    from keras_bigml.data.tables import open_table
+
+    write_parts(tmp_path / "t", parts_frame(), suffix=suffix)
+    for source in (tmp_path / "t", str(tmp_path / "t" / f"part-*{suffix}")):
+        table = open_table(source)
+        assert len(table.parts) == 4 and table.columns == ["x", "c", "y"]
+        assert table.rows == (40 if suffix == ".parquet" else None)
+        X, y = load_table(source, target="y")
+        np.testing.assert_array_equal(X["x"], np.arange(40.0))
+        assert list(X.columns) == ["x", "c"] and len(y) == 40
+
+
+def test_spark_layout_is_read_and_its_markers_skipped(tmp_path):
+    from keras_bigml.data.tables import open_table
+
+    root = tmp_path / "spark"
+    write_parts(root / "day=1", parts_frame(20), parts=2)
+    write_parts(root / "day=2", parts_frame(20), parts=2)
+    (root / "_SUCCESS").write_text("")
+    (root / "._SUCCESS.crc").write_text("")
+    (root / "_common_metadata").write_text("")
+    table = open_table(root)
+    assert [os.path.basename(os.path.dirname(p)) for p in table.files] == ["day=1"] * 2 + ["day=2"] * 2
+    assert table.rows == 40
+
+
+def test_one_large_parquet_file_is_read_by_row_groups(tmp_path):
+    from keras_bigml.data.tables import open_table
+
+    parts_frame(40).to_parquet(tmp_path / "big.parquet", row_group_size=12)
+    table = open_table(tmp_path / "big.parquet")
+    assert [part.rows for part in table.parts] == [12, 12, 12, 4]
+    assert [p.rows for p in open_table(tmp_path / "big.parquet", rows_per_part=24).parts] == [24, 16]
+    batches = [(block.row_group, start, len(frame))
+               for part in table.parts for block, start, frame in table.batches(part, batch_rows=5)]
+    assert batches[:4] == [(0, 0, 5), (0, 5, 5), (0, 10, 2), (1, 0, 5)]
+    assert sum(n for _, _, n in batches) == 40
+
+
+def test_parts_that_do_not_match_are_named(tmp_path):
+    from keras_bigml.data.tables import open_table
+
+    folder = write_parts(tmp_path / "t", parts_frame())
+    parts_frame(10).rename(columns={"c": "colour"}).to_parquet(folder / "part-00009.parquet")
+    with pytest.raises(DataError, match=r"Part .*part-00009.parquet has other columns than "
+                                        r".*part-00000.parquet: missing c; extra colour"):
+        open_table(folder)
+    (folder / "part-00009.parquet").unlink()
+    (folder / "part-00010.csv").write_text("x,c,y\n1,a,0\n")
+    with pytest.raises(DataError, match="mixes CSV and Parquet parts"):
+        open_table(folder)
+    (tmp_path / "none").mkdir()
+    with pytest.raises(DataError, match="holds no .parquet or .csv parts"):
+        open_table(tmp_path / "none")
+    with pytest.raises(DataError, match="No files match"):
+        open_table(str(tmp_path / "nothing-*.parquet"))
+    table = open_table(write_parts(tmp_path / "u", parts_frame()))
+    (tmp_path / "u" / "part-00002.parquet").unlink()
+    with pytest.raises(DataError, match="Cannot read part .*part-00002.parquet"):
+        [None for part in table.parts for _ in table.batches(part)]
+
+
+def test_row_split_depends_on_the_seed_and_the_row_only(tmp_path):
+    from keras_bigml.data.tables import RowSplit, open_table
+
+    parts_frame(4000).to_parquet(tmp_path / "big.parquet", row_group_size=1000)
+    table = open_table(tmp_path / "big.parquet")
+    split = RowSplit(test_size=0.25, validation_size=0.15, seed=3)
+
+    def shares(batch_rows):
+        return np.concatenate([
+            split.which(split.draws(block, start, len(frame)))
+            for part in table.parts for block, start, frame in table.batches(part, None, batch_rows)
+        ])
+
+    first = shares(1000)
+    np.testing.assert_array_equal(first, shares(333))
+    assert abs((first == "test").mean() - 0.25) < 0.03 and abs((first == "validation").mean() - 0.15) < 0.03
+    block = table.parts[0].blocks[0]
+    assert not np.array_equal(split.draws(block, 0, 10), RowSplit(0.25, 0.15, seed=4).draws(block, 0, 10))
+    assert not np.array_equal(split.draws(block, 0, 10), split.draws(table.parts[1].blocks[0], 0, 10))
+    with pytest.raises(ConfigError, match="validation_size must be at least 0"):
+        RowSplit(0.5, 0.5)

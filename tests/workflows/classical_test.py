@@ -28,7 +28,7 @@ def test_trains_reports_and_saves(tmp_path):
     (dict(algorithm="logistic_regression", task="regression"), ConfigError, "does not do regression"),
     (dict(test_size=0), ConfigError, "test_size must be a share of the rows between 0 and 1, got 0"),
     (dict(test_size=1.0), ConfigError, "test_size must be a share"),
-    (dict(tune_method="bayes"), ConfigError, "Unknown search method 'bayes'"),
+    (dict(tune_method="bayes"), ConfigError, "Search method 'bayes' is not available on the memory engine"),
     (dict(target="price"), DataError, "no target column 'price'; its columns are a, b, c, target"),
     (dict(data=table().assign(target=1)), DataError, "has one class \\(1 in all 200 rows\\)"),
     (dict(data=table().assign(target=[0, 1] * 99 + [2, 3])), DataError, "Class 2 .* has only 1 row"),

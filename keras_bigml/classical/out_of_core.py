@@ -1,0 +1,223 @@
+"""The out-of-core engine: one machine, a table larger than its memory.
+
+Trees train with XGBoost's external memory: an `xgboost.DataIter` reads the
+table batch by batch (Parquet row groups, CSV chunks) into an
+``ExtMemQuantileDMatrix``, which keeps quantized pages in cache files on disk and
+reads them back per boosting round. Linear models (logistic and linear
+regression, linear SVM) train with scikit-learn's SGD ``partial_fit`` over the
+same batches, after a streaming pass that computes the imputation and scaling
+statistics. Memory stays bounded by a batch (plus XGBoost's few numbers per row
+for gradients and predictions), not by the table.
+"""
+
+import os
+import shutil
+import tempfile
+import time
+
+import numpy as np
+import xgboost
+from tqdm.auto import tqdm
+
+from keras_bigml.classical.scaled import TableStats, encode_labels
+from keras_bigml.data.tables import BATCH_ROWS
+from keras_bigml.evaluation.classical import PartitionReport
+
+
+class OutOfCoreEngine:
+    """Passes over a `PartitionedTable` in this process, one batch in memory at a time.
+
+    Parameters
+    ----------
+    table : keras_bigml.data.tables.PartitionedTable
+    target : str
+    split : keras_bigml.data.tables.RowSplit
+    batch_rows : int
+        Rows per batch (a Parquet row group larger than this is read in pieces).
+    nthread : int, optional
+        XGBoost threads (default: all cores).
+    cache_dir : str, optional
+        Where XGBoost writes its external-memory pages (default: the temporary folder).
+    progress : bool
+        One progress bar per pass.
+    """
+
+    name = "out_of_core"
+
+    def __init__(self, table, target, split, *, batch_rows=BATCH_ROWS, nthread=None, cache_dir=None,
+                 progress=True):
+        self.table = table
+        self.target = target
+        self.split = split
+        self.batch_rows = batch_rows
+        self.nthread = nthread or available_cores()
+        self.cache_dir = cache_dir
+        self.progress = progress
+        self.largest_batch = 0
+
+    def close(self):
+        pass
+
+    def info(self):
+        return {"partitions": len(self.table.parts)}
+
+    def _batches(self, columns, share=None, desc=None):
+        """Yield ``(frame, masks)`` for every batch; with ``share``, only that share's rows."""
+        with tqdm(total=self.table.rows, unit=" rows", desc=desc, disable=not (self.progress and desc),
+                  leave=False) as bar:
+            for part in self.table.parts:
+                for block, start, frame in self.table.batches(part, columns, self.batch_rows):
+                    self.largest_batch = max(self.largest_batch, len(frame))
+                    masks = self.split.masks(self.split.draws(block, start, len(frame)))
+                    bar.update(len(frame))
+                    if share is None:
+                        yield part, frame, masks
+                    elif masks[share].any():
+                        yield part, frame[masks[share]], masks
+                    del frame
+
+    def stats(self):
+        stats = TableStats(self.table.meta, self.target)
+        for part, frame, masks in self._batches(None, desc="statistics"):
+            stats.update(frame, masks["train"], part.path)
+        stats.parts = len(self.table.parts)
+        return stats
+
+    def fit_trees(self, candidates, prep, classes, *, validation=False, early_stopping_rounds=None):
+        """Train one booster per ``(params, rounds)`` candidate on one external-memory matrix."""
+        cache = tempfile.mkdtemp(prefix="keras_bigml-xgboost-", dir=self.cache_dir)
+        train = evals = None
+        try:
+            columns = prep.columns + [self.target]
+            max_bin = candidates[0][0].get("max_bin", 256)
+            train = xgboost.ExtMemQuantileDMatrix(
+                _Batches(self, columns, "train", prep, classes, os.path.join(cache, "train")),
+                max_bin=max_bin, nthread=self.nthread,
+            )
+            evals = []
+            if validation:
+                evals = [(xgboost.ExtMemQuantileDMatrix(
+                    _Batches(self, columns, "validation", prep, classes, os.path.join(cache, "validation")),
+                    max_bin=max_bin, nthread=self.nthread, ref=train,
+                ), "validation")]
+            boosters, seconds = [], []
+            for params, rounds in candidates:
+                start = time.perf_counter()
+                with tqdm(total=rounds, unit=" rounds", desc="xgboost (external memory)", leave=False,
+                          disable=not self.progress) as bar:
+                    booster = xgboost.train(
+                        {**params, "nthread": self.nthread}, train, rounds, evals=evals,
+                        early_stopping_rounds=early_stopping_rounds if evals else None,
+                        verbose_eval=False, callbacks=[_RoundBar(bar)],
+                    )
+                boosters.append(_best_rounds(booster))
+                seconds.append(time.perf_counter() - start)
+            return boosters, seconds
+        finally:
+            del train, evals  # XGBoost removes its page files when the matrices go
+            shutil.rmtree(cache, ignore_errors=True)
+
+    def fit_linear(self, learners, prep, classes, epochs, seed=0):
+        """Train each SGD learner by ``partial_fit`` over the training batches, all in the same passes."""
+        columns = prep.columns + [self.target]
+        extra = {} if classes is None else {"classes": np.arange(len(classes))}
+        rng = np.random.default_rng(seed)
+        start = time.perf_counter()
+        for epoch in range(epochs):
+            for _, frame, _ in self._batches(columns, "train", desc=f"SGD epoch {epoch + 1}/{epochs}"):
+                X = prep.transform(frame)
+                y = _labels(frame[self.target], classes)
+                order = rng.permutation(len(X))  # rows of a file are often sorted: shuffle each batch
+                for learner in learners:
+                    learner.partial_fit(X[order], y[order], **extra)
+        seconds = (time.perf_counter() - start) / max(len(learners), 1)
+        return learners, [seconds] * len(learners)
+
+    def score(self, models, shares, probabilities):
+        """A `PartitionReport` per model and share, from one pass over the rows."""
+        task = models[0].task
+        classes = None if models[0].classes_ is None else list(models[0].classes_)
+        reports = [{share: PartitionReport(task, classes, probabilities=probabilities) for share in shares}
+                   for _ in models]
+        columns = models[0].columns + [self.target]
+        for _, frame, masks in self._batches(columns, desc="scoring"):
+            wanted = np.zeros(len(frame), dtype=bool)
+            for share in shares:
+                wanted |= masks[share]
+            if not wanted.any():
+                continue
+            score_batch(models, frame[wanted], {s: masks[s][wanted] for s in shares}, self.target, reports)
+        return reports
+
+
+def available_cores():
+    """Cores this process may run on (its CPU affinity where the OS tells)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def score_batch(models, frame, masks, target, reports):
+    """Add one batch's rows to each model's reports (shared by the engines)."""
+    model = models[0]
+    X = model.transform(frame)
+    y = _labels(frame[target], None if model.classes_ is None else list(model.classes_))
+    for model, model_reports in zip(models, reports, strict=True):
+        if model.task == "classification":
+            scores = model.scores(X)
+            predicted = np.argmax(scores, axis=1)
+        else:
+            scores, predicted = None, model.predict_codes(X)
+        for share, report in model_reports.items():
+            mask = masks[share]
+            report.update(y[mask], predicted[mask], None if scores is None else scores[mask])
+
+
+def _labels(y, classes):
+    if classes is None:
+        return y.to_numpy(dtype=np.float64)
+    return encode_labels(y, classes)
+
+
+class _Batches(xgboost.DataIter):
+    """The batches of one share of the rows, as XGBoost's external memory reads them (several passes)."""
+
+    def __init__(self, engine, columns, share, prep, classes, cache_prefix):
+        self._engine, self._columns, self._share = engine, columns, share
+        self._prep, self._classes = prep, classes
+        self._batches = None
+        super().__init__(cache_prefix=cache_prefix, release_data=True)
+
+    def reset(self):
+        self._batches = None
+
+    def next(self, input_data):
+        if self._batches is None:
+            self._batches = self._engine._batches(self._columns, self._share)
+        batch = next(self._batches, None)
+        if batch is None:
+            return False
+        _, frame, _ = batch
+        label = _labels(frame[self._engine.target], self._classes).astype(np.float32)
+        input_data(data=self._prep.transform(frame), label=label)
+        return True
+
+
+def _best_rounds(booster):
+    """The booster cut to its best round when early stopping chose one."""
+    best = booster.attr("best_iteration")
+    if best is None or int(best) + 1 >= booster.num_boosted_rounds():
+        return booster
+    return booster[: int(best) + 1]
+
+
+class _RoundBar(xgboost.callback.TrainingCallback):
+    """Advances a progress bar after each boosting round."""
+
+    def __init__(self, bar):
+        super().__init__()
+        self.bar = bar
+
+    def after_iteration(self, model, epoch, evals_log):
+        self.bar.update(1)
+        return False

@@ -1,0 +1,183 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from keras_bigml.classical.scaled import (
+    Preprocessing,
+    TableModel,
+    TableStats,
+    epochs_for,
+    load_table_model,
+    sgd_learner,
+    xgboost_settings,
+)
+from keras_bigml.errors import ConfigError, DataError, ModelFileError
+
+
+def mixed(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "a": rng.normal(5, 2, n), "b": rng.integers(0, 10, n), "flag": rng.random(n) < 0.3,
+        "colour": rng.choice(["red", "green", "blue"], n), "t": rng.choice(["yes", "no"], n),
+    })
+    frame.loc[::7, "a"] = np.nan
+    frame.loc[::11, "colour"] = None
+    return frame
+
+
+def test_merged_statistics_equal_one_pass():
+    frame = mixed()
+    train = np.random.default_rng(1).random(len(frame)) < 0.7
+    whole = TableStats(frame.iloc[:0], "t")
+    whole.update(frame, train, "t")
+    merged = TableStats(frame.iloc[:0], "t")
+    for index in np.array_split(np.arange(len(frame)), 4):
+        piece = TableStats(frame.iloc[:0], "t")
+        piece.update(frame.iloc[index], train[index], "t")
+        merged.merge(piece)
+    assert merged.numeric == ["a", "b", "flag"] and merged.categorical == ["colour"]
+    np.testing.assert_allclose(merged.mean_, whole.mean_)
+    np.testing.assert_allclose(merged.m2, whole.m2)
+    rows = frame[train]
+    np.testing.assert_allclose(merged.mean_, rows[["a", "b", "flag"]].astype(float).mean())
+    np.testing.assert_allclose(merged.m2 / merged.count, rows[["a", "b", "flag"]].astype(float).var(ddof=0))
+    assert merged.categories == whole.categories and merged.classes() == ["no", "yes"]
+    assert merged.infer_task() == "classification" and merged.train_rows == train.sum()
+
+
+def test_preprocessing_matches_scikit_learn_for_linear_models():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    frame = mixed()
+    stats = TableStats(frame.iloc[:0], "t")
+    stats.update(frame, np.ones(len(frame), bool), "t")
+    ours = Preprocessing.from_stats(stats, scale=True).transform(frame)
+    numeric = ["a", "b", "flag"]
+    reference = ColumnTransformer([
+        ("n", make_pipeline(SimpleImputer(), StandardScaler()), numeric),
+        ("c", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["colour"]),
+    ])
+    plain = frame.assign(flag=frame["flag"].astype(float), colour=frame["colour"].fillna("?"))
+    expected = reference.fit(plain).transform(plain)
+    # scikit-learn's categories are sorted and include "?" for missing; ours by frequency, missing = zeros.
+    order = [Preprocessing.from_stats(stats, True).feature_names_out.index(f"colour_{c}")
+             for c in ("blue", "green", "red")]
+    np.testing.assert_allclose(ours[:, :3], expected[:, :3], atol=1e-5)
+    np.testing.assert_allclose(ours[:, order], expected[:, 4:], atol=0)
+    trees = Preprocessing.from_stats(stats, scale=False).transform(frame)
+    assert np.isnan(trees[::7, 0]).all()  # XGBoost learns where missing values go
+
+
+def test_statistics_checks_name_columns_and_classes():
+    frame = mixed().assign(empty=np.nan)
+    stats = TableStats(frame.iloc[:0], "t")
+    stats.update(frame, np.ones(len(frame), bool), "t")
+    with pytest.raises(DataError, match="columns with no values at all: empty"):
+        stats.check("classification", "parts/")
+    frame = mixed().assign(t="only")
+    stats = TableStats(frame.iloc[:0], "t")
+    stats.update(frame, np.ones(len(frame), bool), "t")
+    with pytest.raises(DataError, match="has one class \\('only' in all 300 rows\\)"):
+        stats.check("classification", "parts/")
+    frame = mixed()
+    stats = TableStats(frame.iloc[:0], "t")
+    stats.update(frame, (frame["t"] == "yes").to_numpy(), "t")
+    with pytest.raises(DataError, match="Class 'no' .* none among the training rows"):
+        stats.check("classification", "parts/")
+    frame = mixed().assign(a=np.inf)
+    stats = TableStats(frame.iloc[:0], "t")
+    stats.update(frame, np.ones(len(frame), bool), "t")
+    with pytest.raises(DataError, match="infinite values in columns a"):
+        stats.check("classification", "parts/")
+    with pytest.raises(DataError, match="non-numeric values in the numeric columns a"):
+        TableStats(mixed().iloc[:0], "t").update(mixed().assign(a="x"), np.ones(300, bool), "part 3")
+
+
+def fitted_models(frame, task):
+    import xgboost
+
+    target = "t" if task == "classification" else "a"
+    frame = frame.dropna(subset=[target])
+    stats = TableStats(frame.iloc[:0], target)
+    stats.update(frame, np.ones(len(frame), bool), "t")
+    classes = stats.classes() if task == "classification" else None
+    models = []
+    for kind in ("xgboost", "sgd"):
+        prep = Preprocessing.from_stats(stats, scale=kind == "sgd")
+        X = prep.transform(frame)
+        y = (pd.Categorical(frame[target], categories=classes).codes if classes else frame[target].to_numpy())
+        if kind == "xgboost":
+            params, rounds = xgboost_settings("gradient_boosting", task, len(classes or []), X.shape[1],
+                                              {"n_estimators": 5})
+            estimator = xgboost.train({**params, "nthread": 1}, xgboost.DMatrix(X, y), rounds)
+        else:
+            algorithm = "logistic_regression" if task == "classification" else "linear_regression"
+            estimator = sgd_learner(algorithm, task)
+            estimator.partial_fit(X, y, **({"classes": np.arange(2)} if classes else {}))
+        models.append(TableModel("gradient_boosting" if kind == "xgboost" else algorithm, task, "out_of_core",
+                                 target, prep, classes, estimator, {"n_estimators": 5}))
+    return frame, models
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_saved_models_load_back_and_predict_the_same(tmp_path, task):
+    frame, models = fitted_models(mixed(), task)
+    for index, model in enumerate(models):
+        model.save(tmp_path / str(index))
+        loaded = load_table_model(tmp_path / str(index))
+        np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame))
+        if task == "classification":
+            assert set(loaded.predict(frame)) <= {"yes", "no"}
+            np.testing.assert_allclose(loaded.predict_proba(frame), model.predict_proba(frame))
+        assert loaded.params == {"n_estimators": 5} and loaded.engine == "out_of_core"
+    config = json.loads((tmp_path / "0" / "model.json").read_text())
+    assert config["kind"] == "xgboost" and (tmp_path / "0" / "model.ubj").exists()
+    assert not list(tmp_path.glob("*/*.pkl")) and not list(tmp_path.glob("*/*.skops"))
+
+
+def test_hinge_models_have_decisions_but_no_probabilities():
+    frame = mixed()
+    stats = TableStats(frame.iloc[:0], "t")
+    stats.update(frame, np.ones(len(frame), bool), "t")
+    prep = Preprocessing.from_stats(stats, scale=True)
+    learner = sgd_learner("svm", "classification")
+    learner.partial_fit(prep.transform(frame), (frame["t"] == "yes").astype(int), classes=[0, 1])
+    model = TableModel("svm", "classification", "out_of_core", "t", prep, ["no", "yes"], learner)
+    assert not hasattr(model, "predict_proba") and model.decision_function(frame).shape == (300,)
+
+
+def test_damaged_and_foreign_model_files_are_named(tmp_path):
+    with pytest.raises(ModelFileError, match="No saved model at"):
+        load_table_model(tmp_path)
+    (tmp_path / "model.json").write_text("{not json")
+    with pytest.raises(ModelFileError, match="is not a keras_bigml model file"):
+        load_table_model(tmp_path)
+    (tmp_path / "model.json").write_text('{"hello": 1}')
+    with pytest.raises(ModelFileError, match="is not a keras_bigml table model"):
+        load_table_model(tmp_path)
+    _, models = fitted_models(mixed(), "classification")
+    models[0].save(tmp_path / "m")
+    (tmp_path / "m" / "model.ubj").unlink()
+    with pytest.raises(ModelFileError, match="names the booster .*model.ubj, which is missing"):
+        load_table_model(tmp_path / "m")
+    (tmp_path / "m" / "model.ubj").write_bytes(b"garbage")
+    with pytest.raises(ModelFileError, match="is a damaged table model"):
+        load_table_model(tmp_path / "m")
+
+
+def test_parameters_are_checked():
+    with pytest.raises(ConfigError, match="Unknown parameter 'trees' for gradient_boosting on XGBoost"):
+        xgboost_settings("gradient_boosting", "classification", 2, 4, {"trees": 3})
+    with pytest.raises(ConfigError, match="Unknown parameter 'C' for svm \\(SGD\\)"):
+        sgd_learner("svm", "classification", {"C": 1.0})
+    params, rounds = xgboost_settings("decision_tree", "regression", 0, 4)
+    assert rounds == 1 and params["num_parallel_tree"] == 1 and params["objective"] == "reg:squarederror"
+    params, _ = xgboost_settings("gradient_boosting", "classification", 3, 4)
+    assert params["objective"] == "multi:softprob" and params["num_class"] == 3
+    with pytest.raises(ConfigError, match="epochs must be"):
+        epochs_for(10, 0)
