@@ -44,6 +44,7 @@ def test_conditional_training_counts_the_classes(tmp_path):
     assert load_run_model(str(given)).num_classes == 12
 
 
+@pytest.mark.large
 def test_quickstart_runs_offline_with_few_epochs(tmp_path, capsys):
     assert main(["quickstart", "--epochs", "1", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "vae" / "saved_model" / "saved_model.pb").exists()
@@ -240,6 +241,7 @@ def test_classical_bad_input(tmp_path, capsys):
     assert "no target column 'c'" in capsys.readouterr().err
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("model", ["gan", "cgan", "wgan-gp"])
 def test_train_each_gan_and_generate(tmp_path, model):
     out = tmp_path / model
@@ -257,6 +259,7 @@ def test_train_each_gan_and_generate(tmp_path, model):
     assert main(["generate", str(out), "--n", "4", "--labels", "3", "--out", str(tmp_path / "g.png")]) == 0
 
 
+@pytest.mark.large
 def test_train_cyclegan_then_translate(tmp_path, capsys):
     import tensorflow as tf
     from matplotlib.image import imread
@@ -286,6 +289,7 @@ def test_train_cyclegan_then_translate(tmp_path, capsys):
     assert "No trained model" in capsys.readouterr().err
 
 
+@pytest.mark.large
 def test_train_cyclegan_with_a_semantic_classifier(tmp_path, capsys):
     import keras
 
@@ -313,6 +317,7 @@ def test_train_cyclegan_with_a_semantic_classifier(tmp_path, capsys):
                  "--out", str(tmp_path / "both")]) == 2
 
 
+@pytest.mark.large
 def test_evaluate_prints_and_saves_generator_metrics(tmp_path, capsys):
     out = tmp_path / "cgan"
     assert main(["train", "cgan", "--epochs", "1", "--limit", "64", "--batch-size", "16", "--latent-dim", "4",

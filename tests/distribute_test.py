@@ -95,6 +95,7 @@ def free_ports(count):
     return ports
 
 
+@pytest.mark.large
 def test_two_worker_processes_train_the_vae_and_gan_in_sync(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(MULTIWORKER_RUN)

@@ -52,6 +52,7 @@ def run_client(tmp_path, script, *args):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("num_classes", [None, 3])
 def test_fresh_tensorflow_process_calls_every_signature(tmp_path, num_classes):
     vae = VAE(**TINY, num_classes=num_classes, seed=0)
@@ -124,6 +125,7 @@ GAN_CLIENT = textwrap.dedent(
 )
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("num_classes", [None, 10])
 def test_gan_generate_signature_in_a_fresh_process(tmp_path, num_classes):
     from keras_bigml.generative import GAN
@@ -161,6 +163,7 @@ CYCLEGAN_CLIENT = textwrap.dedent(
 )
 
 
+@pytest.mark.large
 def test_cyclegan_translation_signatures_in_a_fresh_process(tmp_path):
     from keras_bigml.generative import CycleGAN
 

@@ -10,6 +10,7 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "notebooks", "*.ipynb")))
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
 def test_notebook_runs_top_to_bottom(path, monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_BIGML_TUTORIAL_SIZE", "small")

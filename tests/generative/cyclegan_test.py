@@ -126,6 +126,7 @@ def one_step(strategy, batch):
     return model, history, start
 
 
+@pytest.mark.large
 def test_one_and_two_replicas_make_the_same_update_pool_and_logs(cpu_devices):
     batch = next(iter(pairs(batch_size=4)))
     one, one_logs, start = one_step(get_strategy("default"), batch)
