@@ -349,10 +349,14 @@ def save_partial_dependence_plot(model, X, features, task, path, random_state=0,
 
 def save_shap_summary(shap, path, top=15):
     """SHAP summary: one row of dots per column (most important on top), each dot a row of the table,
-    placed at its SHAP value and coloured by the column's value (blue low, red high; grey for categories)."""
+    placed at its SHAP value and coloured by the column's value (blue low, red high; grey for
+    categories and missing values)."""
     ranking = shap.ranking()
     names = ranking.top(top)
     fig, ax = _figure((7, 0.38 * len(names) + 1.6))
+    from matplotlib import colormaps
+
+    colours = colormaps["coolwarm"].with_extremes(bad="#9aa5b1")
     rng = np.random.default_rng(0)
     coloured = None
     for row, name in enumerate(reversed(names)):
@@ -360,9 +364,9 @@ def save_shap_summary(shap, path, top=15):
         values = shap.values[:, index]
         column = shap.data.iloc[:, index]
         jitter = rng.uniform(-0.28, 0.28, len(values))
-        if _is_number(column):
-            coloured = ax.scatter(values, row + jitter, c=column.rank(pct=True).to_numpy(), cmap="coolwarm",
-                                  vmin=0, vmax=1, s=9, alpha=0.8, linewidths=0)
+        if _is_number(column):  # missing values in grey
+            coloured = ax.scatter(values, row + jitter, c=column.rank(pct=True).to_numpy(), cmap=colours,
+                                  vmin=0, vmax=1, s=9, alpha=0.8, linewidths=0, plotnonfinite=True)
         else:
             ax.scatter(values, row + jitter, color="#9aa5b1", s=9, alpha=0.8, linewidths=0)
     ax.set_yticks(range(len(names)), list(reversed(names)))

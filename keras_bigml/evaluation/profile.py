@@ -75,7 +75,18 @@ _HIGH_CARDINALITY = 50
 
 @dataclass
 class ColumnProfile:
-    """One column's statistics; ``None`` where a statistic does not apply to its type."""
+    """One column's statistics; ``None`` where a statistic does not apply to its type.
+
+    ``type`` is ``numeric``, ``boolean``, ``datetime``, ``categorical`` (text,
+    categories, mixed) or ``empty`` (no values). ``count`` counts the values
+    present; ``top_value`` is the most frequent one when any value repeats, with
+    its ``top_share`` of ``count``. ``high_cardinality``: a categorical column
+    with more than 50 distinct values, at least one for every two rows (an
+    identifier, or free text). ``skewed``: absolute skewness (Fisher-Pearson) of
+    2 or more. ``quartiles`` and ``outliers`` (an estimate when the sample is not
+    the whole table) come from the row sample; ``leak_score`` is the held-out
+    ROC AUC or R^2 of a model of this column alone.
+    """
 
     name: str
     type: str
@@ -103,7 +114,16 @@ class ColumnProfile:
 
 @dataclass
 class TableProfile:
-    """What :func:`profile_table` found; ``to_dict()`` is the content of ``profile.json``."""
+    """What :func:`profile_table` found; ``to_dict()`` is the content of ``profile.json``.
+
+    ``columns`` maps each column to its :class:`ColumnProfile`. Rows are
+    numbered from 0 in reading order (chunks and partitions one after the
+    other): ``duplicate_examples`` holds up to five ``[row, earlier row it
+    repeats]`` pairs. ``correlated`` lists ``{"columns": [a, b], "r": r}``,
+    ``leaks`` ``{"column", "score"}`` (score in ``leak_metric``), ``alerts`` one
+    ``{"kind", "columns", "message"}`` per warning, and ``approximate`` says which
+    statistics are estimates for this table.
+    """
 
     rows: int
     columns: dict
@@ -134,7 +154,7 @@ class TableProfile:
 class _Settings:
     sample_rows: int
     random_state: int
-    max_row_hashes: int = _MAX_ROW_HASHES
+    max_row_hashes: int
 
 
 @dataclass
