@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from keras_bigml.errors import ConfigError, DataError, ModelFileError
 from keras_bigml.evaluation import explain as explanations
@@ -24,6 +25,8 @@ PLOT_FILES = {"permutation": "permutation_importance.png", "pdp": "partial_depen
               "shap": "shap_summary.png", "traversal": "latent_traversal.png", "gradcam": "grad_cam.png"}
 TITLES = {"permutation": "Permutation importance on held-out rows",
           "shap": "Mean absolute SHAP value"}
+# train_classical's defaults, for runs whose report does not record their split.
+SPLIT_DEFAULTS = {"test_size": 0.25, "validation_size": 0.0, "random_state": 0}
 REPORT_KEYS = {"ROC AUC": "roc_auc", "accuracy": "accuracy", "R^2": "r2"}
 SHAP_ROWS = 500
 PERMUTATION_EXPLAINER_ROWS = 100
@@ -61,7 +64,7 @@ def explain(run_dir, source=None, method=None, out_dir=None, *, target=None, cla
         Classical: ``permutation``, ``pdp``, ``shap`` (default all three).
         Generative: ``traversal``, ``gradcam`` (default: those that apply).
     out_dir : str or path, optional
-        Default ``RUN/explain``.
+        Default ``RUN/explain``; then the run's ``report.html`` is rewritten with the explanations.
     target : str, optional
         The target column, when the run does not record it.
     classifier : str, path or keras.Model, optional
@@ -88,7 +91,7 @@ def explain(run_dir, source=None, method=None, out_dir=None, *, target=None, cla
     >>> _ = train_classical("decision_tree", "iris", run)
     >>> result = explain(run, "iris", method="permutation")
     >>> result.rankings["permutation"].top(1), sorted(result.paths)
-    (['petal width (cm)'], ['json', 'permutation'])
+    (['petal width (cm)'], ['json', 'permutation', 'report'])
     """
     run_dir = os.fspath(run_dir)
     methods = _methods(method)
@@ -106,10 +109,14 @@ def explain(run_dir, source=None, method=None, out_dir=None, *, target=None, cla
     else:
         raise ModelFileError(f"No model in {run_dir}: expected {', '.join(CLASSICAL_MODEL_FILES)} or "
                              "model.keras (train one with 'keras-bigml classical' or 'keras-bigml train').")
+    plots = {name: os.path.basename(path) for name, path in result.paths.items()}
     result.paths["json"] = os.path.join(out_dir, "explain.json")
     with atomic_path(result.paths["json"]) as tmp, open(tmp, "w") as file:
-        json.dump({**result.details, "plots": {k: os.path.basename(v) for k, v in result.paths.items()
-                                                if k != "json"}, "skipped": result.skipped}, file, indent=1)
+        json.dump({**result.details, "plots": plots, "skipped": result.skipped}, file, indent=1)
+    if os.path.isdir(home) and os.path.abspath(out_dir) == os.path.abspath(os.path.join(home, "explain")):
+        from keras_bigml.reports import write_report
+
+        result.paths["report"] = write_report(home)  # the run's page shows the explanations too
     return result
 
 
@@ -154,16 +161,23 @@ def _explain_classical(run_dir, model_file, source, methods, out_dir, target, to
     report = _read_json(run_dir, "report.json")
     arguments = _read_json(run_dir, "run.json").get("arguments", {})
     target = target or arguments.get("target") or report.get("target") or getattr(model, "target", None)
-    X, y = load_table(source, target)
-    task = report.get("task") or getattr(model, "task", None) or infer_task(y)
-    X, y, rows = _rows_to_explain(X, y, task, report, arguments, max_rows, random_state)
+    split = {key: report.get(key, arguments.get(key, default)) for key, default in SPLIT_DEFAULTS.items()}
+    if report.get("engine", "memory") != "memory" and isinstance(source, (str, os.PathLike)):
+        X, y, rows = _partitioned_rows(source, target, split, report, max_rows, random_state)
+        task = report.get("task") or getattr(model, "task", None) or infer_task(y)
+    else:
+        X, y = load_table(source, target)
+        task = report.get("task") or getattr(model, "task", None) or infer_task(y)
+        X, y, rows = _rows_to_explain(X, y, task, split["random_state"], report, max_rows, random_state)
     methods = methods or list(CLASSICAL_METHODS)
     result = ExplainResult("classical")
     score_name, score = explanations.held_out_score(model, X, y, task)
     reported = report.get("test", {}).get(REPORT_KEYS[score_name])
     if reported is not None and rows["held_out"] and not rows["sampled"]:
-        # The run's own test score again is the proof that these are its held-out rows.
-        rows["same_score_as_the_run_report"] = bool(np.isclose(reported, score, rtol=1e-9, atol=1e-12))
+        # The run's own test score again is the proof that these are its held-out rows (the
+        # scaled engines' ROC AUC comes from score histograms, within the error they report).
+        tolerance = report.get("roc_auc_max_error", {}).get("test", 0.0) if score_name == "ROC AUC" else 0.0
+        rows["same_score_as_the_run_report"] = bool(abs(reported - score) <= tolerance + 1e-9)
     result.details = {"kind": "classical", "run": run_dir, "model": os.path.basename(model_file),
                       "source": os.fspath(source) if isinstance(source, (str, os.PathLike))
                       else type(source).__name__,
@@ -210,16 +224,15 @@ def _read_json(run_dir, name):
     return data if isinstance(data, dict) else {}
 
 
-def _rows_to_explain(X, y, task, report, arguments, max_rows, random_state):
-    """The run's held-out rows when ``X`` is the table it was split from, else all rows; at most max_rows."""
+def _rows_to_explain(X, y, task, seed, report, max_rows, random_state):
+    """The run's held-out rows when ``X`` is the table it was split from (in memory), else all rows."""
     from sklearn.model_selection import train_test_split
 
     train_rows, test_rows = report.get("train_rows"), report.get("test_rows")
     held_out = bool(train_rows and test_rows and train_rows + test_rows == len(X))
     rows = {"table_rows": len(X), "held_out": held_out}
-    if rows["held_out"]:
-        seed = arguments.get("random_state", report.get("random_state", 0))
-        # The same split as the run's: the same sizes and seed give the same rows.
+    if held_out:
+        # train_classical's split: the same sizes and seed give the same rows.
         _, X, _, y = train_test_split(X, y, test_size=test_rows, random_state=seed,
                                       stratify=y if task == "classification" else None)
         rows["chosen"] = f"the run's {test_rows} held-out rows (split again with seed {seed})"
@@ -230,6 +243,56 @@ def _rows_to_explain(X, y, task, report, arguments, max_rows, random_state):
         keep = np.sort(np.random.default_rng(random_state).choice(len(X), max_rows, replace=False))
         X, y = X.iloc[keep], y.iloc[keep]
         rows["chosen"] += f", a sample of {max_rows}"
+    return _checked_rows(X, y, rows)
+
+
+def _partitioned_rows(source, target, split, report, max_rows, random_state):
+    """Rows of a table the out_of_core or dask engine trained on, read part by part: the run's
+    held-out rows (its seeded per-row split, `keras_bigml.data.tables.RowSplit`) when their count
+    is the run's, else all rows; a uniform sample of at most ``max_rows`` either way."""
+    from keras_bigml.data.tables import RowSplit, open_table, split_target
+
+    table = open_table(source)
+    row_split = RowSplit(split["test_size"], split["validation_size"], split["random_state"])
+    frame, seen, total = _sample_rows(table, max_rows, random_state, row_split)
+    rows = {"table_rows": total, "held_out": seen == report.get("test_rows")}
+    if rows["held_out"]:
+        rows["chosen"] = (f"the run's {seen} held-out rows (the engine's seeded per-row split, "
+                          f"seed {split['random_state']})")
+    else:
+        frame, seen, _ = _sample_rows(table, max_rows, random_state)
+        rows["chosen"] = "all rows (not the table the run was split from)"
+    rows["sampled"] = seen > max_rows
+    if rows["sampled"]:
+        rows["chosen"] += f", a sample of {max_rows}"
+    X, y = split_target(frame, target, os.fspath(source))
+    return _checked_rows(X, y, rows)
+
+
+def _sample_rows(table, size, seed, row_split=None):
+    """A uniform sample of ``size`` rows (the test rows of ``row_split`` only, when given) in one pass
+    that holds at most a batch and the sample; returns (rows in reading order, rows eligible, rows read)."""
+    keys = np.random.default_rng(seed)
+    kept, kept_keys, seen, total = [], np.empty(0), 0, 0
+    for part in table.parts:
+        for block, start, frame in table.batches(part):
+            total += len(frame)
+            if row_split is not None:
+                frame = frame[row_split.masks(row_split.draws(block, start, len(frame)))["test"]]
+            seen += len(frame)
+            kept.append(frame.assign(_order=np.arange(seen - len(frame), seen)))
+            kept_keys = np.concatenate([kept_keys, keys.random(len(frame))])
+            if len(kept_keys) > 2 * size:  # keep the smallest keys: a uniform sample
+                best = np.argsort(kept_keys, kind="stable")[:size]
+                kept, kept_keys = [pd.concat(kept, ignore_index=True).iloc[best]], kept_keys[best]
+    if not kept:
+        raise DataError(f"{table.source} has no rows to explain.")
+    best = np.argsort(kept_keys, kind="stable")[:size]
+    sample = pd.concat(kept, ignore_index=True).iloc[best].sort_values("_order")
+    return sample.drop(columns="_order").reset_index(drop=True), seen, total
+
+
+def _checked_rows(X, y, rows):
     if len(X) < 2:
         raise DataError(f"Explanations need at least 2 rows; {rows['chosen']} leave {len(X)}.")
     rows["used"] = len(X)
@@ -266,6 +329,7 @@ def _add_shap(result, model, X, out_dir, random_state):
 # Generative runs and image classifiers ----------------------------------------------------------
 
 def _explain_generative(run_dir, source, methods, out_dir, classifier, allow_unsafe, random_state):
+    from keras_bigml.generative.base import LatentGenerativeModel, TranslationModel
     from keras_bigml.runs import load_keras_file, load_run_model
 
     wrong = [m for m in methods or () if m not in GENERATIVE_METHODS]
@@ -275,8 +339,7 @@ def _explain_generative(run_dir, source, methods, out_dir, classifier, allow_uns
     model = load_run_model(run_dir, allow_unsafe=allow_unsafe)
     if isinstance(classifier, (str, os.PathLike)):
         classifier = load_keras_file(classifier, allow_unsafe=allow_unsafe, what="classifier")
-    latent = hasattr(model, "latent_dim") and hasattr(model, "generate")
-    translation = hasattr(model, "translate")
+    latent, translation = isinstance(model, LatentGenerativeModel), isinstance(model, TranslationModel)
     if not latent and not translation:
         classifier = model  # the run is itself an image classifier
     result = ExplainResult("generative")
@@ -302,11 +365,10 @@ def _add_traversal(result, model, source, out_dir, random_state):
     from keras_bigml.plotting import save_image_grid
 
     count = min(TRAVERSAL_DIMENSIONS, model.latent_dim)
-    details = {}
-    if hasattr(model, "encode") and source is not None:
-        images, labels = _images(source, model.image_shape, 1000, random_state)
-        dimensions, kl = explanations.active_dimensions(model, images, count,
-                                                        labels if model.num_classes else None)
+    if hasattr(model, "encode") and source is not None:  # a VAE: order by what the data uses
+        conditional = bool(model.num_classes)
+        images, labels = _images(source, model.image_shape, 1000, random_state, labels=conditional)
+        dimensions, kl = explanations.active_dimensions(model, images, count, labels)
         details = {"order": "by mean KL divergence on the data (nats)", "kl": [float(v) for v in kl]}
     else:
         dimensions = list(range(count))
@@ -348,11 +410,12 @@ def _add_grad_cam(result, model, classifier, source, latent, translation, out_di
     }
 
 
-def _images(source, image_shape, count, seed):
+def _images(source, image_shape, count, seed, labels=False):
+    """``count`` images of ``source`` at ``image_shape`` (with their labels, or None)."""
     from keras_bigml.data import load_images
 
     height, width, channels = image_shape
-    dataset = load_images(source, image_size=(height, width), channels=channels, labels=True,
-                          batch_size=count, seed=seed)
-    images, labels = next(iter(dataset))
-    return images.numpy(), labels.numpy()
+    batch = next(iter(load_images(source, image_size=(height, width), channels=channels, labels=labels,
+                                  batch_size=count, seed=seed)))
+    images, labels = batch if labels else (batch, None)
+    return images.numpy(), None if labels is None else labels.numpy()

@@ -37,6 +37,8 @@ def test_a_classical_run_is_explained_on_its_held_out_rows(classical_run):
         assert result.rankings[method].top(1) == ["driver"], method
         assert os.path.getsize(result.paths[method]) > 5000
     assert os.path.dirname(result.paths["json"]) == str(run / "explain")
+    page = open(result.paths["report"], encoding="utf-8").read()
+    assert "Explanations" in page and "permutation_importance" in page.replace(" ", "_").lower()
     saved = json.load(open(result.paths["json"]))
     assert saved["rows"]["held_out"] and saved["rows"]["used"] == 100
     assert saved["rows"]["same_score_as_the_run_report"]  # the very rows the run was tested on
@@ -58,6 +60,19 @@ def test_new_rows_are_used_as_they_are_and_shap_is_skipped_without_its_package(c
     assert sorted(result.paths) == ["json", "permutation"]
     saved = json.load(open(tmp_path / "out" / "explain.json"))
     assert not saved["rows"]["held_out"] and saved["rows"]["used"] == 150 and "shap" in saved["skipped"]
+
+
+def test_a_run_of_the_out_of_core_engine_is_explained_on_its_held_out_rows(tmp_path):
+    pytest.importorskip("xgboost")
+    data = driven_csv(tmp_path / "table.csv")
+    train_classical("gradient_boosting", data, tmp_path / "run", target="y", engine="out_of_core",
+                    progress=False)
+    result = explain(tmp_path / "run", data, target="y")
+    for method in ("permutation", "pdp", "shap"):
+        assert result.rankings[method].top(1) == ["driver"], method
+    rows = result.details["rows"]
+    assert rows["held_out"] and rows["same_score_as_the_run_report"] and rows["table_rows"] == 400
+    assert result.details["methods"]["shap"]["explainer"] == "xgboost"  # the booster's own contributions
 
 
 def test_bad_requests_get_one_clear_error(classical_run, tmp_path):
@@ -95,7 +110,7 @@ def generative_run(tmp_path_factory):
 def test_a_vae_run_gets_latent_traversals_and_grad_cam_with_a_classifier(generative_run, tmp_path):
     run, classifier = generative_run
     result = explain(run, "digits")
-    assert result.kind == "generative" and sorted(result.paths) == ["json", "traversal"]
+    assert result.kind == "generative" and sorted(result.paths) == ["json", "report", "traversal"]
     assert "classifier" in result.skipped["gradcam"]
     traversal = result.details["methods"]["traversal"]
     assert sorted(traversal["dimensions"]) == [0, 1, 2]
