@@ -9,7 +9,10 @@ Commands::
     keras-bigml translate DIR --input SOURCE  translate images with a trained CycleGAN
     keras-bigml evaluate DIR --data SOURCE    generator metrics of a trained GAN or VAE
     keras-bigml classical --algo NAME         train and evaluate a classical model on a table
+    keras-bigml profile --data SOURCE         data-quality warnings for a table
     keras-bigml export DIR --format onnx      convert a run's model (savedmodel, litert, onnx), checked
+    keras-bigml explain DIR --data SOURCE     permutation, partial dependence, SHAP; latent traversals
+    keras-bigml shard SOURCE --out DIR        images as TFRecord shards with a manifest
 
 Errors are one line on stderr (exit status 2 for usage errors, 1 for data and
 file errors); ``--verbose`` or ``KERAS_BIGML_DEBUG=1`` shows TensorFlow's logs
@@ -21,6 +24,7 @@ import os
 import signal
 import sys
 
+from keras_bigml.cli_tables import add_table_commands
 from keras_bigml.cli_training import add_run_dir, add_train_commands, int_tuple, print_paths
 from keras_bigml.errors import KerasBigMLError
 
@@ -41,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     # Ctrl-C and SIGTERM end a run the same way: it is marked failed, its backup kept.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        if getattr(args, "tensorflow", False) and not verbose:
+        needs_tensorflow = getattr(args, "tensorflow", False)
+        if callable(needs_tensorflow):
+            needs_tensorflow = needs_tensorflow(args)
+        if needs_tensorflow and not verbose:
             quiet_tensorflow()
         args.run(args)
     except KerasBigMLError as error:
@@ -119,23 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", default="grid.png", help="output PNG (default: %(default)s)")
     generate.set_defaults(run=_generate)
 
-    classical = _command(commands, verbose, "classical", help="train and evaluate a classical model on a table",
-                                    description="Split a table, optionally tune, train, evaluate on the held-out "
-                                    "rows, and write DIR/report.json, plots (PNG) and the model.")
-    classical.add_argument("--algo", required=True, metavar="NAME", help="linear_regression, logistic_regression, "
-                           "svm, decision_tree, random_forest or gradient_boosting")
-    classical.add_argument("--data", default="breast_cancer",
-                           help="iris, wine, breast_cancer, digits, diabetes, or a .csv/.parquet path")
-    classical.add_argument("--target", help="target column (bundled sets know theirs)")
-    classical.add_argument("--task", choices=("classification", "regression"), help="default: inferred")
-    classical.add_argument("--tune", nargs="?", const="grid", choices=("grid", "random", "halving"),
-                           help="search hyper-parameters first (default method: grid)")
-    classical.add_argument("--test-size", type=float, default=0.25)
-    classical.add_argument("--seed", type=int, default=0)
-    classical.add_argument("--dask", nargs="?", const=True, metavar="ADDRESS",
-                           help="run parallel work on Dask: a scheduler address, or a local cluster")
-    classical.add_argument("--out", required=True, help="output folder")
-    classical.set_defaults(run=_classical, tensorflow=False)
+    add_table_commands(commands, lambda parent, name, **kwargs: _command(parent, verbose, name, **kwargs))
 
     export = _command(commands, verbose, "export", help="convert a run's model to SavedModel, LiteRT or ONNX",
                       description="Convert a run's model, run the copy on inputs and refuse it when it differs "
@@ -150,6 +141,35 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--allow-unsafe-ops", action="store_true",
                         help="read a SavedModel whose graph touches files or runs Python; only files you trust")
     export.set_defaults(run=_export)
+
+    explain = _command(commands, verbose, "explain", help="explain a run's model", description="Classical runs: "
+                       "permutation importance, partial dependence and ICE, SHAP values; generative runs: latent "
+                       "traversals and Grad-CAM. Writes DIR/explain/ and adds it to DIR/report.html.")
+    add_run_dir(explain, "a classical or generative run directory (or a .keras classifier)")
+    explain.add_argument("--data", help="the table (classical) or images (Grad-CAM) to explain on")
+    explain.add_argument("--target", help="target column of --data, when the run does not record it")
+    explain.add_argument("--method", action="append", choices=("permutation", "pdp", "shap", "traversal", "gradcam"),
+                         help="repeat for several (default: all that apply)")
+    explain.add_argument("--classifier", help="a .keras image classifier for Grad-CAM of a generative run's samples")
+    explain.add_argument("--top", type=int, default=4, help="partial dependence plots for this many columns")
+    explain.add_argument("--allow-pickle", action="store_true", help="load joblib/pickle models; only files you trust")
+    explain.set_defaults(run=_explain, tensorflow=_holds_keras_model)
+
+    shard = _command(commands, verbose, "shard", help="write images as TFRecord shards with a manifest",
+                     description="Write any image source as shuffled TFRecord shards (raw uint8, PNG or JPEG) "
+                     "with DIR/manifest.json; load_images(DIR) and --data DIR read them back.")
+    shard.add_argument("source", metavar="SOURCE", help="digits, tfds:NAME, a .npz path or an image folder")
+    shard.add_argument("--out", required=True, help="output directory")
+    shard.add_argument("--split", action="append", dest="splits", help="write only this split (repeatable)")
+    shard.add_argument("--image-size", type=int)
+    shard.add_argument("--channels", type=int, choices=(1, 3))
+    shard.add_argument("--encoding", choices=("raw", "png", "jpeg"), help="default: raw for small images")
+    shard.add_argument("--num-shards", type=int, help="default: at least 16, about --shard-size-mb each")
+    shard.add_argument("--shard-size-mb", type=float, default=100)
+    shard.add_argument("--seed", type=int, default=0)
+    shard.add_argument("--skip-bad-files", action="store_true", help="skip unreadable images, counting them")
+    shard.add_argument("--overwrite", action="store_true", help="replace shards written before")
+    shard.set_defaults(run=_shard, tensorflow=True)
     return parser
 
 
@@ -192,17 +212,32 @@ def _quickstart(args):
         print_paths(run.paths)
 
 
-def _classical(args):
-    from keras_bigml.workflows.classical import train_classical
+def _explain(args):
+    from keras_bigml.workflows.explain import explain
 
-    result = train_classical(args.algo, args.data, args.out, target=args.target, task=args.task,
-                             tune_method=args.tune, test_size=args.test_size, random_state=args.seed, dask=args.dask)
-    report, metrics = result.report, result.report["test"]
-    shown = ("accuracy", "roc_auc") if report["task"] == "classification" else ("r2", "mae", "rmse")
-    summary = ", ".join(f"{name} {metrics[name]:.4f}" for name in shown if name in metrics)
-    print(f"{args.algo} ({report['task']}) on {report['test_rows']} held-out rows: {summary}")
-    print("Wrote:")
+    result = explain(args.run_dir, args.data, args.method, target=args.target, classifier=args.classifier,
+                     top=args.top, allow_pickle=args.allow_pickle, allow_unsafe=args.allow_unsafe)
+    for method, ranking in result.rankings.items():
+        print(f"{method}: {', '.join(ranking.features[:5])}")
+    for method, reason in result.skipped.items():
+        print(f"{method}: skipped ({reason})")
+    print(f"Explained the {result.kind} run {args.run_dir}. Wrote:")
     print_paths(result.paths)
+
+
+def _holds_keras_model(args):
+    return args.run_dir.lower().endswith(".keras") or os.path.isfile(os.path.join(args.run_dir, "model.keras"))
+
+
+def _shard(args):
+    from keras_bigml.workflows.shard import shard
+
+    result = shard(args.source, args.out, splits=args.splits, image_size=args.image_size, channels=args.channels,
+                   encoding=args.encoding, num_shards=args.num_shards, shard_size_mb=args.shard_size_mb,
+                   seed=args.seed, skip_bad_files=args.skip_bad_files, overwrite=args.overwrite)
+    for split, records in result.records.items():
+        print(f"{split}: {records} images in {result.shards[split]} shards")
+    print(f"Wrote {result.manifest_path} ({result.encoding}, {result.bytes / 1e6:.1f} MB, {result.seconds:.1f} s)")
 
 
 def _export(args):

@@ -197,7 +197,7 @@ def test_resume_with_another_latent_size_names_the_difference(tmp_path, capsys):
     assert "latent_dim was 2, now 3" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [[], ["quickstart"], ["train"], ["train", "vae"], ["train", "gan"], ["train", "cgan"], ["train", "wgan-gp"], ["train", "cyclegan"], ["generate"], ["translate"], ["evaluate"], ["classical"], ["export"]])
+@pytest.mark.parametrize("command", [[], ["quickstart"], ["train"], ["train", "vae"], ["train", "gan"], ["train", "cgan"], ["train", "wgan-gp"], ["train", "cyclegan"], ["generate"], ["translate"], ["evaluate"], ["classical"], ["export"], ["profile"], ["explain"], ["shard"]])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
@@ -332,3 +332,30 @@ def test_evaluate_prints_and_saves_generator_metrics(tmp_path, capsys):
     assert main(["evaluate", str(vae), "--data", "digits", "--n", "100", "--limit", "300",
                  "--classifier-epochs", "1"]) == 0
     assert json.load(open(vae / "metrics.json"))["test_negative_elbo"] > 0
+
+
+def test_profile_explain_and_export_a_classical_run(tmp_path, capsys):
+    rows = np.random.default_rng(0).normal(size=(300, 3))
+    table = tmp_path / "t.csv"
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=["a", "b", "c"]).assign(constant=1.0)
+    frame["y"] = (frame["a"] > 0).astype(int)
+    frame["leak"] = frame["y"] * 2.0
+    frame.to_csv(table, index=False)
+    assert main(["profile", "--data", str(table), "--target", "y", "--out", str(tmp_path / "profile")]) == 0
+    printed = capsys.readouterr().out
+    assert "leak" in printed and "'leak'" in printed and "constant" in printed
+    run = tmp_path / "forest"
+    assert main(["classical", "--algo", "random_forest", "--data", str(table), "--target", "y",
+                 "--out", str(run)]) == 0
+    assert main(["explain", str(run), "--data", str(table), "--target", "y", "--method", "permutation"]) == 0
+    ranked = capsys.readouterr().out.split("permutation: ")[1].split("\n")[0].split(", ")
+    assert set(ranked[:2]) <= {"a", "leak"} and (run / "explain" / "explain.json").exists()
+
+
+def test_shard_then_train_from_the_shards(tmp_path, capsys):
+    assert main(["shard", "digits", "--out", str(tmp_path / "shards"), "--num-shards", "4"]) == 0
+    assert "train: 1437 images in 4 shards" in capsys.readouterr().out
+    assert main(["train", "vae", "--data", str(tmp_path / "shards"), *TINY_VAE, "--epochs", "1",
+                 "--out", str(tmp_path / "run")]) == 0
