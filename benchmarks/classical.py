@@ -93,7 +93,7 @@ def write_csv(path, rows, seed=0):
 
 
 def streaming_memory(rows):
-    print(f"== fit_streaming over CSV files (chunks of 20000 rows)")
+    print("== fit_streaming over CSV files (chunks of 20000 rows)")
     print(f"{'size':>5s} {'rows':>9s} {'file MB':>8s} {'rows/s':>10s} {'peak RSS MB':>12s}")
     results = {}
     with tempfile.TemporaryDirectory() as folder:

@@ -18,10 +18,15 @@ import numpy as np
 from keras_bigml.callbacks import TimeLimit
 from keras_bigml.data import load_images
 from keras_bigml.evaluation import (
-    classifier_outputs, classifier_score, frechet_distance, kernel_distance, label_agreement,
+    classifier_outputs,
+    classifier_score,
+    frechet_distance,
+    kernel_distance,
+    label_agreement,
     train_classifier,
 )
 from keras_bigml.generative import GAN
+from keras_bigml.generative.sampling import latent_vectors
 from keras_bigml.plotting import save_image_grid
 
 LOSSES = {"gan": "bce", "cgan": "bce", "wgan-gp": "wgan-gp"}
@@ -70,7 +75,7 @@ def main():
     requested = np.arange(args.samples) % 10
     samples = np.concatenate([
         gan.generate(labels=requested[i:i + 1000] if conditional else None,
-                     z=np.random.default_rng(i).standard_normal((min(1000, args.samples - i), args.latent_dim)).astype("float32"))
+                     z=latent_vectors(min(1000, args.samples - i), args.latent_dim, seed=i))
         for i in range(0, args.samples, 1000)
     ])
     fake_features, fake_probabilities = classifier_outputs(classifier, samples)

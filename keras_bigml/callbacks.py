@@ -228,7 +228,10 @@ class GeneratorMetrics(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         from keras_bigml.evaluation.generative import (
-            classifier_outputs, classifier_score, frechet_distance, label_agreement,
+            classifier_outputs,
+            classifier_score,
+            frechet_distance,
+            label_agreement,
         )
 
         if logs is None or (epoch + 1) % self.every:
@@ -236,7 +239,8 @@ class GeneratorMetrics(keras.callbacks.Callback):
         if self._real_features is None:
             self._real_features = classifier_outputs(self.classifier, self.real_images)[0]
         labels = sample_labels(self.num_samples, None, self.model.num_classes)
-        images = self.model.generate(z=latent_vectors(self.num_samples, self.model.latent_dim, self.seed), labels=labels)
+        z = latent_vectors(self.num_samples, self.model.latent_dim, self.seed)
+        images = self.model.generate(z=z, labels=labels)
         features, probabilities = classifier_outputs(self.classifier, images)
         logs["frechet_distance"] = frechet_distance(features, self._real_features)
         logs["classifier_score"] = classifier_score(probabilities)

@@ -18,9 +18,8 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with _stderr_to_devnull():
         import absl.logging
-        import tensorflow as tf
-
         import keras  # noqa: F401  its import prints too
+        import tensorflow as tf
 
         tf.config.list_physical_devices()
     absl.logging.set_verbosity(absl.logging.ERROR)

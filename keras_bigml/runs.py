@@ -58,7 +58,7 @@ class RunDirectory:
     ...     pass
     Traceback (most recent call last):
     ...
-    keras_bigml.errors.RunError: ... holds a finished vae run: pass overwrite (--overwrite) to replace it, or write to another directory.
+    keras_bigml.errors.RunError: ... holds a finished vae run: pass overwrite (--overwrite) to replace it, ...
     """
 
     def __init__(self, path: str | os.PathLike):

@@ -95,20 +95,23 @@ def bad_files(tmp_path_factory):
 
 
 ERROR_CASES = {
-    "zero epochs": (["train", "vae", "--epochs", "0", "--out", "{root}/x"], 2, "epochs must be a whole number of at least 1, got 0"),
+    "zero epochs": (["train", "vae", "--epochs", "0", "--out", "{root}/x"],
+                    2, "epochs must be a whole number of at least 1, got 0"),
     "negative epochs": (["train", "gan", "--epochs", "-1", "--out", "{root}/x"], 2, "got -1"),
     "zero batch size": (["train", "vae", "--batch-size", "0", "--out", "{root}/x"], 2, "batch_size must be"),
     "zero latent size": (["train", "vae", "--latent-dim", "0", "--out", "{root}/x"], 2, "latent_dim must be"),
     "zero image size": (["train", "vae", "--image-size", "0", "--out", "{root}/x"], 2, "image_size"),
     "zero limit": (["train", "vae", "--limit", "0", "--out", "{root}/x"], 2, "limit"),
-    "negative learning rate": (["train", "vae", "--learning-rate", "-1", "--out", "{root}/x"], 2, "learning_rate must be"),
+    "negative learning rate": (["train", "vae", "--learning-rate", "-1", "--out", "{root}/x"],
+                               2, "learning_rate must be"),
     "bad channels": (["train", "vae", "--channels", "2", "--out", "{root}/x"], 2, "invalid choice: 2"),
     "bad widths": (["train", "vae", "--filters", "a,b", "--out", "{root}/x"], 2, "comma-separated integers"),
     "unknown dataset": (["train", "vae", "--data", "no_such_set", "--out", "{root}/x"], 1, "no_such_set"),
     "missing npz": (["train", "vae", "--data", "{root}/missing.npz", "--out", "{root}/x"], 1, "missing.npz"),
     "object array npz": (["train", "vae", "--data", "{root}/objects.npz", "--out", "{root}/x"], 1, "objects.npz"),
     "stray label": (["train", "cgan", "--data", "{root}/stray_label.npz", "--out", "{root}/x"], 1, "2000000"),
-    "too few classes": (["train", "cgan", "--num-classes", "5", "--epochs", "1", "--out", "{root}/x"], 2, "num_classes"),
+    "too few classes": (["train", "cgan", "--num-classes", "5", "--epochs", "1", "--out", "{root}/x"],
+                        2, "num_classes"),
     "one class": (["train", "cgan", "--num-classes", "1", "--out", "{root}/x"], 2, "num_classes must be"),
     "classes unconditional": (["train", "vae", "--num-classes", "10", "--out", "{root}/x"], 2, "--conditional"),
     "corrupt image": (["train", "vae", "--data", "{root}/folder", "--out", "{root}/x"], 1, "broken.png"),
@@ -122,12 +125,16 @@ ERROR_CASES = {
                            "--out", "{root}/x"], 1, "--allow-unsafe-deserialization"),
     "generate missing": (["generate", "{root}/nothing"], 1, "No trained model"),
     "generate none": (["generate", "{root}/vae", "--n", "0", "--out", "{root}/g.png"], 2, "n must be"),
-    "generate from cyclegan": (["generate", "{root}/cyclegan", "--out", "{root}/g.png"], 2, "use 'keras-bigml translate'"),
-    "translate with vae": (["translate", "{root}/vae", "--input", "digits", "--out", "{root}/t"], 2, "nothing to translate"),
+    "generate from cyclegan": (["generate", "{root}/cyclegan", "--out", "{root}/g.png"],
+                               2, "use 'keras-bigml translate'"),
+    "translate with vae": (["translate", "{root}/vae", "--input", "digits", "--out", "{root}/t"],
+                           2, "nothing to translate"),
     "evaluate cyclegan": (["evaluate", "{root}/cyclegan", "--data", "digits"], 2, "evaluate judges"),
     "unknown algorithm": (["classical", "--algo", "forest", "--out", "{root}/c"], 2, "forest"),
-    "missing table": (["classical", "--algo", "svm", "--data", "{root}/missing.csv", "--out", "{root}/c"], 1, "missing.csv"),
-    "missing target": (["classical", "--algo", "svm", "--data", "{root}/plain.csv", "--target", "c", "--out", "{root}/c"],
+    "missing table": (["classical", "--algo", "svm", "--data", "{root}/missing.csv", "--out", "{root}/c"],
+                      1, "missing.csv"),
+    "missing target": (["classical", "--algo", "svm", "--data", "{root}/plain.csv", "--target", "c",
+                        "--out", "{root}/c"],
                        1, "'c'"),
     "test size": (["classical", "--algo", "svm", "--test-size", "1.5", "--out", "{root}/c"], 2, "test_size"),
     "one-class target": (["classical", "--algo", "random_forest", "--data", "{root}/one_class.csv", "--target", "y",
@@ -197,7 +204,10 @@ def test_resume_with_another_latent_size_names_the_difference(tmp_path, capsys):
     assert "latent_dim was 2, now 3" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [[], ["quickstart"], ["train"], ["train", "vae"], ["train", "gan"], ["train", "cgan"], ["train", "wgan-gp"], ["train", "cyclegan"], ["generate"], ["translate"], ["evaluate"], ["classical"], ["export"], ["profile"], ["explain"], ["shard"]])
+@pytest.mark.parametrize("command", [
+    [], ["quickstart"], ["train"], ["train", "vae"], ["train", "gan"], ["train", "cgan"], ["train", "wgan-gp"],
+    ["train", "cyclegan"], ["generate"], ["translate"], ["evaluate"], ["classical"], ["export"], ["profile"],
+    ["explain"], ["shard"]])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
@@ -268,7 +278,8 @@ def test_train_cyclegan_then_translate(tmp_path, capsys):
 
     out = tmp_path / "run"
     assert main(["train", "cyclegan", "--data-a", "digits", "--data-b", "digits", "--split-b", "test",
-                 "--channels-b", "3", "--image-size", "8", "--limit", "16", "--batch-size", "8", "--epochs", "2", "--jitter",
+                 "--channels-b", "3", "--image-size", "8", "--limit", "16", "--batch-size", "8", "--epochs", "2",
+                 "--jitter",
                  "--generator-filters", "4", "--discriminator-filters", "4", "--residual-blocks", "1",
                  "--discriminator-layers", "1", "--seed", "0", "--out", str(out)]) == 0
     history = json.load(open(out / "history.json"))

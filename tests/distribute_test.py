@@ -4,10 +4,10 @@ import socket
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import keras
 
 from keras_bigml.distribute import get_strategy, global_mean, replica_normal, replica_uniform, split_cpu
 

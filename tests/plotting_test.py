@@ -26,7 +26,11 @@ def test_empty_input_is_refused():
 
 def test_classical_plots_write_pngs(tmp_path):
     from keras_bigml.plotting import (
-        save_confusion_matrix, save_feature_importance, save_predicted_vs_true, save_roc_curve)
+        save_confusion_matrix,
+        save_feature_importance,
+        save_predicted_vs_true,
+        save_roc_curve,
+    )
 
     paths = [
         save_confusion_matrix([[3, 1], [0, 4]], ["a", "b"], tmp_path / "cm.png"),

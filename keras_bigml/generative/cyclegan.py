@@ -4,15 +4,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_bigml.errors import ConfigError, DataError
 from keras_bigml.distribute import global_mean, step_logs
+from keras_bigml.errors import ConfigError, DataError
 from keras_bigml.generative import losses
 from keras_bigml.generative.base import TranslationModel
-from keras_bigml.generative.sampling import check_image_batch
 from keras_bigml.generative.image_pool import ImagePool
 from keras_bigml.generative.optimizers import network_optimizer
+from keras_bigml.generative.sampling import check_image_batch
 from keras_bigml.generative.translation_networks import (
-    patchgan_discriminator, resnet_generator, unet_generator,
+    patchgan_discriminator,
+    resnet_generator,
+    unet_generator,
 )
 
 GENERATORS = ("resnet", "unet")

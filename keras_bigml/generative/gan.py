@@ -3,13 +3,13 @@
 import keras
 import tensorflow as tf
 
-from keras_bigml.errors import ConfigError
 from keras_bigml.distribute import global_mean, replica_normal, replica_uniform, step_logs
+from keras_bigml.errors import ConfigError
 from keras_bigml.generative import losses
 from keras_bigml.generative.base import LatentGenerativeModel
-from keras_bigml.generative.sampling import prior_inputs, unpack_batch
 from keras_bigml.generative.networks import dcgan_discriminator, dcgan_generator
 from keras_bigml.generative.optimizers import network_optimizer
+from keras_bigml.generative.sampling import prior_inputs, unpack_batch
 from keras_bigml.generative.seeding import SavedSeedState
 
 

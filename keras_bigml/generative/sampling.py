@@ -81,7 +81,7 @@ def check_image_batch(images, image_shape, model_name):
     >>> check_image_batch(np.zeros((2, 16, 16, 1)), (28, 28, 1), "GAN")
     Traceback (most recent call last):
     ...
-    keras_bigml.errors.DataError: This GAN takes images of shape (28, 28, 1), got (16, 16, 1): load them with image_size=28 and channels=1.
+    keras_bigml.errors.DataError: This GAN takes images of shape (28, 28, 1), got (16, 16, 1): load them with ...
     """
     shape = tuple(images.shape[1:])
     if len(shape) != len(image_shape) or any(

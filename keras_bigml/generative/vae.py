@@ -6,12 +6,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_bigml.errors import ConfigError
 from keras_bigml.distribute import global_mean, replica_normal, step_logs
+from keras_bigml.errors import ConfigError
 from keras_bigml.generative import losses
 from keras_bigml.generative.base import LatentGenerativeModel
-from keras_bigml.generative.sampling import prior_inputs, unpack_batch
 from keras_bigml.generative.networks import conv_encoder, deconv_decoder
+from keras_bigml.generative.sampling import prior_inputs, unpack_batch
 from keras_bigml.generative.seeding import SavedSeedState
 
 LIKELIHOODS = ("bernoulli", "gaussian")

@@ -7,8 +7,8 @@ call these.
 
 >>> import tempfile
 >>> out = tempfile.mkdtemp()
->>> result = train_vae(out, ImageSource("digits", limit=32), TrainingOptions(epochs=1, batch_size=16, seed=0, verbose=0),
-...                    latent_dim=2, filters=(8,), hidden_units=16)
+>>> options = TrainingOptions(epochs=1, batch_size=16, seed=0, verbose=0)
+>>> result = train_vae(out, ImageSource("digits", limit=32), options, latent_dim=2, filters=(8,), hidden_units=16)
 >>> result.epochs, sorted(result.paths)
 (1, ['history', 'model', 'report', 'run', 'samples', 'saved_model'])
 >>> generate_images(out, os.path.join(out, "grid.png"), n=4).count

@@ -1,11 +1,11 @@
+import keras
 import numpy as np
 import pytest
-import keras
 import tensorflow as tf
 
 from keras_bigml.data import load_images, pair_unpaired
 from keras_bigml.distribute import get_strategy
-from keras_bigml.generative import CycleGAN, losses
+from keras_bigml.generative import CycleGAN
 from keras_bigml.generative.schedules import LinearDecay
 
 TINY = dict(generator_filters=4, discriminator_filters=4, residual_blocks=1, discriminator_layers=1)

@@ -53,7 +53,8 @@ def test_dcgan_critic_has_no_batch_norm_and_generator_syncs_it():
 
     critic = dcgan_discriminator((8, 8, 1), (8,), num_classes=3)
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in critic.layers)
-    norms = [l for l in dcgan_generator(4, (8, 8, 1), (8,)).layers if isinstance(l, keras.layers.BatchNormalization)]
+    layers = dcgan_generator(4, (8, 8, 1), (8,)).layers
+    norms = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert norms and all(layer.synchronized for layer in norms)
 
 

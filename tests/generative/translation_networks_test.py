@@ -3,7 +3,10 @@ import numpy as np
 import pytest
 
 from keras_bigml.generative.translation_networks import (
-    ReflectionPadding2D, patchgan_discriminator, resnet_generator, unet_generator,
+    ReflectionPadding2D,
+    patchgan_discriminator,
+    resnet_generator,
+    unet_generator,
 )
 
 
