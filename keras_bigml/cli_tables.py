@@ -24,6 +24,7 @@ def add_table_commands(commands, command):
     engine.add_argument("--dask", nargs="?", const=True, metavar="ADDRESS",
                         help="train on Dask: a scheduler address, or a local cluster")
     classical.add_argument("--out", required=True, help="output folder")
+    classical.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     classical.set_defaults(run=_classical, tensorflow=False, engine="memory")
 
     profile = command(commands, "profile", help="profile a table's data quality",
@@ -49,13 +50,17 @@ def _classical(args):
     engine = "dask" if args.dask else args.engine
     result = train_classical(args.algo, args.data, args.out, target=args.target, task=args.task,
                              tune_method=args.tune, test_size=args.test_size, random_state=args.seed,
-                             engine=engine, dask_address=None if args.dask in (None, True) else args.dask)
+                             engine=engine, dask_address=None if args.dask in (None, True) else args.dask,
+                             overwrite=args.overwrite)
     report, metrics = result.report, result.report["test"]
     shown = ("accuracy", "roc_auc") if report["task"] == "classification" else ("r2", "mae", "rmse")
     summary = ", ".join(f"{name} {metrics[name]:.4f}" for name in shown if name in metrics)
     print(f"{args.algo} ({report['task']}, {engine}) on {report['test_rows']} held-out rows: {summary}")
-    for warning in report.get("profile_warnings", []):
-        print(f"  warning: {warning}")
+    warnings = report.get("profile_warnings", [])
+    for warning in warnings[:5]:
+        print(f"  data warning: {warning}")
+    if len(warnings) > 5:
+        print(f"  ... {len(warnings) - 5} more data warnings in {args.out}/report.html")
     print("Wrote:")
     print_paths(result.paths)
 

@@ -84,31 +84,47 @@ class RunDirectory:
 
     @contextlib.contextmanager
     def open(self, kind: str, arguments: Mapping, *, resume: bool = False, overwrite: bool = False,
-             seed: int | None = None) -> Iterator["RunDirectory"]:
+             seed: int | None = None, restartable: bool = False) -> Iterator["RunDirectory"]:
         """Lock the directory, check it may be written as asked, mark it running; finished at the end.
 
         On an exception (or Ctrl-C) the run is marked failed with the error, and
-        whatever was saved (backup, history) stays for ``resume``.
+        whatever was saved (backup, history) stays for ``resume``. Runs that
+        cannot be resumed (``restartable``, e.g. a classical fit) start again
+        over an unfinished run of theirs.
         """
         if resume and overwrite:
             raise ConfigError("Pass either resume (--resume) or overwrite (--overwrite), not both.")
         arguments = _plain(dict(arguments))
-        with self.lock():
-            self._check(kind, arguments, resume, overwrite)
-            if overwrite:
-                self._clear()
-            info = (self.info if resume else None) or {}
-            self._write({
-                **info, "kind": kind, "arguments": arguments, "seed": seed, "status": "running",
-                "command": info.get("command", sys.argv), "versions": _versions(),
-                "started": info.get("started", _now()), "resumed": resume, "error": None,
-            })
-            try:
-                yield self
-            except BaseException as error:
-                self.update(status="failed", error=f"{type(error).__name__}: {error}".strip(": "))
-                raise
-            self.update(status="finished", finished=_now())
+        # A run refused or failed before it wrote anything leaves no directory behind.
+        created = not os.path.isdir(self.path)
+        fresh = created or not os.listdir(self.path)
+        try:
+            with self.lock():
+                info = self.info
+                if restartable and info is not None and info["status"] != "finished" and info["kind"] == kind:
+                    overwrite = True
+                self._check(kind, arguments, resume, overwrite)
+                if overwrite:
+                    self._clear()
+                info = (self.info if resume else None) or {}
+                self._write({
+                    **info, "kind": kind, "arguments": arguments, "seed": seed, "status": "running",
+                    "command": info.get("command", sys.argv), "versions": _versions(),
+                    "started": info.get("started", _now()), "resumed": resume, "error": None,
+                })
+                try:
+                    yield self
+                except BaseException as error:
+                    self.update(status="failed", error=f"{type(error).__name__}: {error}".strip(": "))
+                    raise
+                self.update(status="finished", finished=_now())
+        except BaseException:
+            if fresh and os.path.isdir(self.path) and set(os.listdir(self.path)) <= {RUN_FILE}:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(self.file(RUN_FILE))
+                if created:
+                    os.rmdir(self.path)
+            raise
 
     def update(self, **fields) -> None:
         """Rewrite ``run.json`` with ``fields`` changed (atomically)."""

@@ -189,10 +189,15 @@ def test_a_directory_with_other_files_is_not_taken_for_a_run(tmp_path):
 
 
 def test_resume_with_other_arguments_is_refused_and_names_the_difference(tmp_path):
-    run = RunDirectory(tmp_path)
+    run = RunDirectory(tmp_path / "run")
+    with pytest.raises(KeyboardInterrupt), run.open("vae", {"latent_dim": 2}):
+        raise KeyboardInterrupt
+    assert not (tmp_path / "run").exists()  # stopped before it wrote anything: nothing left behind
     with pytest.raises(KeyboardInterrupt), run.open("vae", {"latent_dim": 2, "learning_rate": 0.001}):
+        (tmp_path / "run" / "history.json").write_text("{}")
         raise KeyboardInterrupt
     assert run.info["status"] == "failed" and run.info["error"] == "KeyboardInterrupt"
+    tmp_path = tmp_path / "run"
     (tmp_path / "backup").mkdir()
     with pytest.raises(RunError, match=r"latent_dim was 2, now 16; learning_rate was 0.001, now 0.01"), \
             run.open("vae", {"latent_dim": 16, "learning_rate": 0.01}, resume=True):

@@ -37,9 +37,15 @@ from keras_bigml.evaluation.classical import (
     save_partition_report_plots,
     save_report_plots,
 )
+from keras_bigml.evaluation.profile import profile_table
 from keras_bigml.files import atomic_path
+from keras_bigml.reports import write_report
+from keras_bigml.runs import RUN_FILE, RunDirectory
 
 TUNE_FOLDS = 5
+
+# The name of the target column in the frame the profile checks: one no feature has.
+TARGET_COLUMN = "__target__"
 
 
 @dataclass
@@ -54,7 +60,7 @@ class ClassicalResult:
 def train_classical(algorithm, source, out_dir, *, target=None, task=None, tune_method=None,
                     test_size=0.25, random_state=0, engine="memory", dask_address=None, params=None,
                     n_iter=8, epochs="auto", batch_rows=BATCH_ROWS, n_workers=None, n_threads=None,
-                    progress=True, dask=None):
+                    progress=True, dask=None, overwrite=False):
     """Train ``algorithm`` on a table and write report, plots and model to ``out_dir``.
 
     Parameters
@@ -126,12 +132,21 @@ def train_classical(algorithm, source, out_dir, *, target=None, task=None, tune_
             f"Search method {tune_method!r} is not available on the {engine} engine: "
             f"use one of {', '.join(allowed)}."
         )
-    if engine == "memory":
-        return _train_in_memory(algorithm, source, out_dir, target, task, tune_method, test_size,
-                                random_state, params)
-    return _train_scaled(algorithm, source, out_dir, target, task, tune_method, test_size, random_state,
-                         engine, dask_address, params, n_iter, epochs, batch_rows, n_workers, n_threads,
-                         progress)
+    arguments = {"algorithm": algorithm, "data": "a DataFrame" if isinstance(source, pd.DataFrame) else source,
+                 "target": target, "task": task, "tune": tune_method, "test_size": test_size,
+                 "engine": engine, "params": params}
+    with RunDirectory(out_dir).open("classical", arguments, overwrite=overwrite, seed=random_state,
+                                    restartable=True):
+        if engine == "memory":
+            result = _train_in_memory(algorithm, source, out_dir, target, task, tune_method, test_size,
+                                      random_state, params)
+        else:
+            result = _train_scaled(algorithm, source, out_dir, target, task, tune_method, test_size,
+                                   random_state, engine, dask_address, params, n_iter, epochs, batch_rows,
+                                   n_workers, n_threads, progress)
+        result.paths["run"] = os.path.join(out_dir, RUN_FILE)
+    result.paths["html"] = write_report(out_dir)
+    return result
 
 
 def _train_in_memory(algorithm, source, out_dir, target, task, tune_method, test_size, random_state, params):
@@ -152,7 +167,8 @@ def _train_in_memory(algorithm, source, out_dir, target, task, tune_method, test
             f"Class {counts.index[-1]!r} has {counts.iloc[-1]} training rows; tuning's {TUNE_FOLDS}-fold "
             "cross-validation needs at least that many per class: tune on more data or without that class."
         )
-    report = {"algorithm": algorithm, "task": task, "train_rows": len(X_train), "test_rows": len(X_test)}
+    report = {"algorithm": algorithm, "task": task, "train_rows": len(X_train), "test_rows": len(X_test),
+              "profile_warnings": profile_table(X.assign(**{TARGET_COLUMN: y}), TARGET_COLUMN).warnings}
     paths = {}
     if tune_method:
         result = tune(algorithm, X_train, y_train, task=task, method=tune_method, cv=TUNE_FOLDS,

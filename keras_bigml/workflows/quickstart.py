@@ -33,5 +33,6 @@ def quickstart(out_dir=QUICKSTART_DIR, epochs=40, overwrite=False, progress=prin
                      generator_filters=(64, 32), discriminator_filters=(32, 64), ema_decay=0.99,
                      overwrite=overwrite)
     progress("Quickstart: a random forest on scikit-learn's bundled breast-cancer table.")
-    forest = train_classical("random_forest", "breast_cancer", os.path.join(out_dir, "random_forest"))
+    forest = train_classical("random_forest", "breast_cancer", os.path.join(out_dir, "random_forest"),
+                             overwrite=overwrite)
     return QuickstartResult(vae, cgan, forest)
