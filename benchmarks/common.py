@@ -31,3 +31,31 @@ class Stopwatch:
 
     def seconds(self):
         return time.perf_counter() - self.start
+
+
+def median_and_spread(values):
+    """``(median, lowest, highest)`` of repeated measurements."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    return median, ordered[0], ordered[-1]
+
+
+def load_average():
+    """The 1-minute load average (how busy the shared machine was), or NaN where unknown."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+def machine_line():
+    """One line naming the CPU, its bfloat16 features and the cores this process may use."""
+    from keras_bigml.precision import bfloat16_cpu_features, cpu_flags, cpu_model
+
+    flags = cpu_flags()
+    features = bfloat16_cpu_features(flags)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (f"CPU: {cpu_model()}, {cores} cores; AMX: {'yes' if 'amx_bf16' in flags else 'no'}, "
+            f"AVX512_BF16: {'yes' if 'avx512_bf16' in flags else 'no'}"
+            f" ({'bfloat16 native' if features else 'bfloat16 emulated, slower than float32'})")
