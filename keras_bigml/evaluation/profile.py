@@ -26,15 +26,17 @@ What is exact and what is approximate:
   low by at most rows/257, so a near-constant share is a lower bound);
   duplicated rows (64-bit row hashes: exact up to 1,000,000 distinct rows; above
   that a hash-based sample that keeps all copies of a row together, so the
-  duplicate share is estimated without bias).
+  duplicate share is estimated without bias). So ``missing`` and ``constant``
+  warnings are always exact, near-constant ones while the column has at most
+  256 distinct values, ``duplicate`` ones up to a million distinct rows.
 - From a uniform sample of ``sample_rows`` rows (bottom-k random keys, merged
   exactly across partitions; the whole table when it has no more rows):
   quartiles and outliers, correlated pairs, leaked columns.
 
 Leak check: for each feature column alone, a small model is cross-validated
-(5 folds) on the sample: a decision tree for numbers, target encoding for
-categories (`sklearn.preprocessing.TargetEncoder`, whose out-of-fold encoding is
-the held-out prediction). A column leaks when its held-out ROC AUC
+(5 folds) on at most 3,000 rows of the sample: a decision tree (64 leaves) for
+numbers, target encoding for categories (`sklearn.preprocessing.TargetEncoder`,
+whose out-of-fold encoding is the held-out prediction). A column leaks when its held-out ROC AUC
 (classification; one-vs-rest macro for several classes) or R^2 (regression)
 reaches ``leak_threshold`` (0.99): no honest single feature predicts a target
 that well, a copy or a by-product of the target does. Regression models predict
