@@ -33,6 +33,7 @@ from keras_bigml.errors import ConfigError, DataError, DownloadUnavailableError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 BUILTIN_IMAGE_SETS = ("digits",)
+FOLDER_SPLITS = ("train", "test", "validation")
 TFDS_DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 # Larger sides are typing mistakes, not images: one float32 RGB image would take 3 GiB.
 MAX_IMAGE_SIDE = 16_384
@@ -722,26 +723,39 @@ def _folder_files(folder, split):
 
     Images directly in the folder are unlabelled; otherwise each sub-folder
     holding images is a class, in sorted order. A ``split`` sub-folder is used
-    when there is one.
+    when there is one; its class indices then count the class folders of every
+    split (``train``, ``test``, ``validation``), so that a class missing from
+    one split does not shift the labels of the others.
     """
-    if os.path.isdir(os.path.join(folder, split)):
+    root, in_split = folder, os.path.isdir(os.path.join(folder, split))
+    if in_split:
         folder = os.path.join(folder, split)
     paths = sorted(_image_files(folder, recursive=False))
-    class_names = sorted(
-        entry.name for entry in os.scandir(folder)
-        if entry.is_dir() and _image_files(entry.path, recursive=True)
-    )
+    class_names = _class_folders(folder)
     labels = None
     if not paths and class_names:
+        if in_split:
+            splits = [os.path.join(root, name) for name in {split, *FOLDER_SPLITS}]
+            found = [_class_folders(path) for path in splits if os.path.isdir(path)]
+            class_names = sorted(set().union(*found))
         labels = []
         for index, class_name in enumerate(class_names):
-            found = sorted(_image_files(os.path.join(folder, class_name), recursive=True))
+            class_folder = os.path.join(folder, class_name)
+            found = sorted(_image_files(class_folder, recursive=True)) if os.path.isdir(class_folder) else []
             paths += found
             labels += [index] * len(found)
     if not paths:
         raise DataError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in {folder}.")
     labels = None if labels is None else np.asarray(labels, np.int32)
     return folder, np.asarray(paths), labels, class_names if labels is not None else None
+
+
+def _class_folders(folder):
+    """Sorted names of the sub-folders of ``folder`` that hold images."""
+    return sorted(
+        entry.name for entry in os.scandir(folder)
+        if entry.is_dir() and _image_files(entry.path, recursive=True)
+    )
 
 
 def _readable_images(paths, *, skip_bad_files, where):

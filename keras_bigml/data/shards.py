@@ -85,16 +85,17 @@ def read_manifest(directory):
             f"{FORMAT_VERSION}: upgrade keras_bigml or write the shards again."
         )
     try:
-        height, width, channels = manifest["image_shape"]
-        encoding, splits = manifest["encoding"], manifest["splits"]
+        shape, encoding, splits = manifest["image_shape"], manifest["encoding"], manifest["splits"]
         names = [shard["name"] for split in splits.values() for shard in split["shards"]]
         counts = [shard["records"] for split in splits.values() for shard in split["shards"]]
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise DataError(f"{path} lacks a required field ({error!r}).") from None
-    if encoding not in ENCODINGS or channels not in (1, 3) or not (height > 0 and width > 0):
+    sizes_ok = isinstance(shape, list) and len(shape) == 3 and all(
+        isinstance(n, int) and 0 < n <= _images.MAX_IMAGE_SIDE for n in shape)
+    if encoding not in ENCODINGS or not sizes_ok or shape[2] not in (1, 3):
         raise DataError(
-            f"{path} describes images of shape {manifest['image_shape']} encoded as {encoding!r}; "
-            f"expected (height, width, 1 or 3) and one of {', '.join(ENCODINGS)}."
+            f"{path} describes images of shape {shape!r} encoded as {encoding!r}; "
+            f"expected [height, width, 1 or 3] and one of {', '.join(ENCODINGS)}."
         )
     for name, count in zip(names, counts, strict=True):
         # The manifest is data from elsewhere: it may only name files beside it.
@@ -261,7 +262,7 @@ def write_shards(source, out_dir, *, splits=None, image_size=None, channels=None
         os.makedirs(tmp)
         with open(os.path.join(tmp, _PROGRESS_FILE), "w") as file:
             json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started": started}, file)
-        written, shape, chosen = {}, None, None
+        written, shape, chosen, labelled = {}, None, None, None
         for name in names:
             stream = reader.open(name, skip_bad_files)
             if shape is not None and stream.image_shape != shape:
@@ -269,7 +270,12 @@ def write_shards(source, out_dir, *, splits=None, image_size=None, channels=None
                     f"Split {name!r} of {_describe(source)} has images of shape {stream.image_shape}, "
                     f"split {names[0]!r} {shape}: pass image_size= and channels= to write one shape."
                 )
-            shape = stream.image_shape
+            if labelled is not None and stream.has_labels != labelled:
+                raise DataError(
+                    f"Split {name!r} of {_describe(source)} {'has' if stream.has_labels else 'lacks'} labels "
+                    f"and split {names[0]!r} does not: write them separately (splits=[...])."
+                )
+            shape, labelled = stream.image_shape, stream.has_labels
             chosen = chosen or encoding or _default_encoding(shape, stream.native_format)
             written[name] = _write_split(stream, tmp, chosen, num_shards, shard_size_mb, progress)
         manifest = {
@@ -318,7 +324,8 @@ def _write_split(stream, out_dir, encoding, num_shards, shard_size_mb, progress)
                 if position != expected:
                     skipped += stream.unreadable(range(expected, position))
                 expected = position + 1
-                shard = position * num_shards // stream.count
+                # A source may hold more than it announced (TFDS split sizes): the last shard takes the rest.
+                shard = min(position * num_shards // stream.count, num_shards - 1)
                 if shard != current:
                     if writer is not None:
                         writer.close()
@@ -326,7 +333,7 @@ def _write_split(stream, out_dir, encoding, num_shards, shard_size_mb, progress)
                 writer.write(record.serialize(payload, index, label))
                 counts[shard] += 1
             bar.update(expected - bar.n)
-        if expected != stream.count:
+        if expected < stream.count and stream.paths is not None:
             skipped += stream.unreadable(range(expected, stream.count))
     finally:
         bar.close()
@@ -417,8 +424,7 @@ class _SourceReader:
                 return sorted({key[2:] for key in archive.files if key.startswith("x_")},
                               key=lambda name: (name != "train", name))
         if self.kind == "folder":
-            found = [name for name in ("train", "test", "validation")
-                     if os.path.isdir(os.path.join(source, name))]
+            found = [name for name in _images.FOLDER_SPLITS if os.path.isdir(os.path.join(source, name))]
             return found or ["train"]
         if self.kind == "shards":
             return list(read_manifest(source)["splits"])
@@ -523,10 +529,11 @@ class _SourceReader:
 
         name = self.source[len("tfds:"):]
         builder, image_key, has_labels = _images._tfds_builder(name, self.data_dir)
-        if split not in builder.info.splits:
-            raise DataError(
-                f"TFDS dataset {name!r} has no split {split!r}; it has {', '.join(builder.info.splits)}."
-            )
+        try:
+            records = builder.as_dataset(split=split, shuffle_files=True,
+                                         read_config=tfds.ReadConfig(shuffle_seed=self.seed))
+        except (ValueError, KeyError) as error:
+            raise DataError(f"TFDS dataset {name!r} has no split {split!r} ({error}).") from None
         if has_labels:
             self.has_labels = True
             label_names = getattr(builder.info.features["label"], "names", None)
@@ -535,8 +542,6 @@ class _SourceReader:
         if (height is None or width is None) and self.image_size is None:
             raise DataError(f"TFDS dataset {name!r} holds images of different sizes: pass image_size=.")
         size, channels = self._target((height, width), source_channels)
-        records = builder.as_dataset(split=split, shuffle_files=True,
-                                     read_config=tfds.ReadConfig(shuffle_seed=self.seed))
 
         def pick(record):
             image = tf.cast(record[image_key], tf.uint8)
@@ -550,7 +555,9 @@ class _SourceReader:
             records.map(pick, num_parallel_calls=tf.data.AUTOTUNE).shuffle(10_000, seed=self.seed).enumerate()
             .map(lambda position, image_label: (position, position, *image_label))
         )
-        count = builder.info.splits[split].num_examples
+        count = int(records.cardinality())
+        if count < 0:
+            count = builder.info.splits[split].num_examples
         return _SplitStream(split, count, (*size, channels), _encoder(elements), f"tfds:{name}", has_labels)
 
     def _target(self, source_size, source_channels):

@@ -172,6 +172,13 @@ class TestFolder:
         assert images.shape == (2, 4, 4, 3)
         np.testing.assert_allclose(images[1], 64 / 255.0, atol=1e-5)
 
+    def test_a_class_missing_from_one_split_keeps_every_label(self, tmp_path):
+        for split, classes in (("train", ("ant", "bee", "cat")), ("test", ("ant", "cat"))):
+            for name in classes:
+                write_png(tmp_path / split / name / "x.png", 0)
+        _, labels = first_batch(load_images(tmp_path, split="test", labels=True, shuffle=False))
+        assert list(labels.numpy()) == [0, 2]  # cat is class 2 in both splits, not 1 in test
+
     def test_empty_folder(self, tmp_path):
         with pytest.raises(DataError, match="No images"):
             load_images(tmp_path)

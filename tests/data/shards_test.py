@@ -107,6 +107,30 @@ class TestRoundTrip:
         assert image.shape == (4, 4, 1) and float(tf.reduce_min(image)) >= -1.0
         assert int(load_images(shard_dir, batch_size=None).cardinality()) == 300
 
+    def test_splits_with_and_without_labels_are_refused(self, tmp_path):
+        rng = np.random.default_rng(0)
+        np.savez(tmp_path / "odd.npz", x_train=rng.integers(0, 256, (8, 4, 4), dtype=np.uint8),
+                 y_train=np.arange(8) % 2, x_test=rng.integers(0, 256, (8, 4, 4), dtype=np.uint8))
+        refusal = "Split 'test' of .*odd.npz lacks labels and split 'train' does not"
+        with pytest.raises(DataError, match=refusal):
+            write_shards(tmp_path / "odd.npz", tmp_path / "s", progress=False)
+        manifest = write_shards(tmp_path / "odd.npz", tmp_path / "s", splits=["test"], progress=False)
+        assert manifest["labels"] is False
+
+    def test_a_tfds_set(self, tmp_path, monkeypatch):
+        import tensorflow_datasets as tfds
+
+        monkeypatch.setattr(shards_module._images, "network_available", lambda *a, **k: True)
+        with tfds.testing.mock_data(num_examples=20):
+            # The mock has no split list of its own: name the splits.
+            manifest = write_shards("tfds:mnist", tmp_path / "s", splits=["train", "test"], num_shards=4,
+                                    progress=False)
+        assert manifest["class_names"] == [str(i) for i in range(10)]
+        assert manifest["image_shape"] == [28, 28, 1]
+        records = {name: split["records"] for name, split in manifest["splits"].items()}
+        assert records == {"train": 20, "test": 20}
+        assert len(read_all(tmp_path / "s", split="test")[0]) == 20
+
     def test_reshard_a_shard_directory(self, tmp_path, shard_dir, arrays):
         write_shards(shard_dir, tmp_path / "again", encoding="png", num_shards=3, progress=False)
         assert len(read_manifest(tmp_path / "again")["splits"]["train"]["shards"]) == 3
@@ -156,6 +180,9 @@ class TestManifest:
             load_images(shard_dir)
         path.write_text(json.dumps({**manifest, "format_version": 9}))
         with pytest.raises(DataError, match="format version 9; this keras_bigml reads versions up to 1"):
+            load_images(shard_dir)
+        path.write_text(json.dumps({**manifest, "image_shape": [28, "28", 1]}))
+        with pytest.raises(DataError, match=r"describes images of shape \[28, '28', 1\]"):
             load_images(shard_dir)
         path.write_text("{not json")
         with pytest.raises(DataError, match="not a readable shard manifest"):
@@ -255,6 +282,19 @@ class TestFolders:
         images, labels = read_all(tmp_path / "s")
         assert sorted(zip(images[:, 0, 0, 0].tolist(), labels.tolist(), strict=True)) == sorted(
             [(40 * i, 0) for i in range(6)] + [(40 * i + 1, 1) for i in range(6)])
+
+    def test_split_folders_share_their_class_names(self, tmp_path):
+        for split, classes in (("train", ("ant", "bee", "cat")), ("test", ("ant", "cat"))):
+            for name in classes:
+                for i in range(2):
+                    path = tmp_path / "photos" / split / name / f"{i}.png"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    Image.new("L", (4, 4), i).save(path)
+        manifest = write_shards(tmp_path / "photos", tmp_path / "s", progress=False)
+        assert list(manifest["splits"]) == ["train", "test"]
+        assert manifest["class_names"] == ["ant", "bee", "cat"]
+        _, labels = read_all(tmp_path / "s", split="test")
+        assert sorted(labels.tolist()) == [0, 0, 2, 2]
 
     def test_png_files_are_stored_byte_for_byte(self, tmp_path):
         self.write_folder(tmp_path / "photos")
