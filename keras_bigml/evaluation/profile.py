@@ -54,7 +54,6 @@ write and are what partitioned data needs.
 No TensorFlow is imported here.
 """
 
-import glob
 import html
 import math
 import os
@@ -67,7 +66,6 @@ import pandas as pd
 from keras_bigml.errors import ConfigError, DataError
 
 WARNING_KINDS = ("leak", "duplicate", "constant", "missing", "imbalance", "outliers", "correlated")
-TABLE_EXTENSIONS = (".csv", ".parquet", ".pq")
 _DISTINCT_SKETCH = 4096
 _TOP_COUNTERS = 256
 _MAX_ROW_HASHES = 1_000_000
@@ -206,10 +204,11 @@ def profile_table(source, target=None, *, task=None, chunk_rows=100_000, sample_
     source : DataFrame, dask DataFrame, str, path, or iterable of chunks
         A pandas DataFrame; a Dask DataFrame (summarized on its workers); a
         bundled table name (``iris``, ``breast_cancer``, ...); a CSV or Parquet
-        file (read in chunks of ``chunk_rows``); a directory or glob of such
-        parts; or an iterable of DataFrames or ``(X, y)`` chunks such as
-        `keras_bigml.data.tables.iter_table_chunks` yields (their ``y`` names the
-        target).
+        file, a directory or a glob of such parts (read in batches of at most
+        ``chunk_rows``, as `keras_bigml.data.tables.open_table` reads them); or
+        an iterable of DataFrames or ``(X, y)`` chunks such as
+        `keras_bigml.data.tables.iter_table_chunks` yields (their ``y`` names
+        the target).
     target : str, optional
         The target column: enables the imbalance and leak checks.
     task : {"classification", "regression"}, optional
@@ -311,55 +310,17 @@ def _merge_chunks(chunks, settings, target):
 
 
 def _source_chunks(source, chunk_rows):
-    from keras_bigml.data.tables import BUILTIN_TABLES, load_table
+    """A bundled table whole, else `keras_bigml.data.tables.open_table`'s parts batch by batch (a file,
+    a directory of parts or a glob; the same reading as the out-of-core and Dask engines')."""
+    from keras_bigml.data.tables import BUILTIN_TABLES, load_table, open_table
 
     if source in BUILTIN_TABLES:
-        features, labels = load_table(source)
-        yield features, labels
+        yield load_table(source)
         return
-    if os.path.isdir(source):
-        paths, what = _table_files(os.path.join(source, "*")), f"the directory {source}"
-    elif glob.has_magic(source):
-        paths, what = _table_files(source), f"the pattern {source}"
-    else:
-        paths = [source]
-        what = None
-    if what and not paths:
-        raise DataError(f"No .csv or .parquet files in {what}.")
-    for path in paths:
-        yield from _file_chunks(path, chunk_rows)
-
-
-def _table_files(pattern):
-    return sorted(path for path in glob.glob(pattern) if path.lower().endswith(TABLE_EXTENSIONS))
-
-
-def _file_chunks(path, chunk_rows):
-    if not path.lower().endswith(TABLE_EXTENSIONS):
-        if os.sep not in path and "." not in path:
-            from keras_bigml.data.tables import BUILTIN_TABLES
-
-            raise DataError(f"Unknown table {path!r}: use one of {', '.join(BUILTIN_TABLES)}, a .csv or "
-                            ".parquet path, or a directory of them.")
-        raise DataError(f"{path}: tables are read from .csv or .parquet files.")
-    if not os.path.isfile(path):
-        raise DataError(f"No such file: {path}")
-    try:
-        if path.lower().endswith(".csv"):
-            yield from pd.read_csv(path, chunksize=chunk_rows)
-            return
-        import pyarrow
-        import pyarrow.parquet as pq
-
-        # pre_buffer=False and releasing the pool keep memory at one batch (measured, DESIGN.md).
-        with pq.ParquetFile(path, pre_buffer=False) as file:
-            for batch in file.iter_batches(batch_size=chunk_rows):
-                yield batch.to_pandas()
-                pyarrow.default_memory_pool().release_unused()
-    except ImportError:
-        raise DataError(f"Reading {path} needs pyarrow: pip install 'keras_bigml[parquet]'.") from None
-    except (ValueError, OSError, pd.errors.ParserError) as error:
-        raise DataError(f"Cannot read {path} as a table ({error}).") from None
+    table = open_table(source)
+    for part in table.parts:
+        for _, _, frame in table.batches(part, batch_rows=chunk_rows):
+            yield frame
 
 
 def _summarize_dask(frame, settings):

@@ -231,7 +231,7 @@ def test_bad_input_gets_one_clear_error(tmp_path):
         profile_table(frame.iloc[:0])
     with pytest.raises(DataError, match="Unknown table 'sales'"):
         profile_table("sales")
-    with pytest.raises(DataError, match="No .csv or .parquet files"):
+    with pytest.raises(DataError, match="holds no .parquet or .csv parts"):
         profile_table(tmp_path)
     with pytest.raises(DataError, match="more than one column named 'a'"):
         profile_table(pd.concat([frame[["a"]], frame[["a"]]], axis=1))
