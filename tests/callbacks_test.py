@@ -32,3 +32,22 @@ def test_time_limit_stops_training_early():
     vae = compiled_vae()
     history = vae.fit(load_images(limit=32), epochs=50, verbose=0, callbacks=[TimeLimit(0.5)])
     assert 1 <= len(history.history["loss"]) < 50
+
+
+def test_tensorboard_logs_losses_and_sample_grids_that_tensorboard_reads(tmp_path):
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    from keras_bigml.workflows.generative import ImageSource, TrainingOptions, train_vae
+
+    train_vae(tmp_path / "run", ImageSource("digits", limit=32),
+              TrainingOptions(epochs=2, batch_size=16, seed=0, tensorboard=True, verbose=0),
+              latent_dim=2, filters=(8,), hidden_units=16)
+    runs = EventMultiplexer().AddRunsFromDirectory(str(tmp_path / "run" / "tensorboard"))
+    runs.Reload()
+    tags = runs.Runs()
+    assert {"epoch_loss", "epoch_kl_loss", "epoch_reconstruction_loss"} <= set(tags["train"]["tensors"])
+    assert tags["samples"]["tensors"] == ["samples"]
+    grids = runs.Tensors("samples", "samples")
+    assert [event.step for event in grids] == [1, 2]
+    losses = runs.Tensors("train", "epoch_loss")
+    assert len(losses) == 2
