@@ -1,6 +1,7 @@
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -355,6 +356,18 @@ class TestWritingSafely:
         assert (shard_dir / "manifest.json").read_bytes() == before
         assert sorted(p.name for p in tmp_path.iterdir()) == ["shards"]
 
+    def test_what_a_dead_writer_left_is_removed_and_a_live_ones_kept(self, tmp_path, arrays):
+        dead = subprocess.Popen([sys.executable, "-c", ""])
+        dead.wait()
+        for pid, name in ((dead.pid, ".tmp-dead"), (os.getpid(), ".tmp-live")):
+            (tmp_path / name / "out").mkdir(parents=True)
+            writer = {"pid": pid, "host": socket.gethostname()}
+            (tmp_path / name / "out" / "writing.json").write_text(json.dumps(writer))
+        with pytest.warns(UserWarning, match=r"Removed .*\.tmp-dead, left by an interrupted shard writer"):
+            write_shards(arrays, tmp_path / "out", progress=False)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp-live", "out"]
+
+    @pytest.mark.large
     def test_a_killed_writer_is_cleaned_up_and_the_write_restarts(self, tmp_path, arrays):
         code = ("import sys, numpy as np\n"
                 "from keras_bigml.data import shards\n"
@@ -448,8 +461,6 @@ with open(sys.argv[2], "w") as file:
 
 @pytest.mark.large
 def test_two_localhost_workers_read_every_record_once(shard_dir, tmp_path, arrays):
-    import socket
-
     ports = []
     for _ in range(2):
         with socket.socket() as probe:
