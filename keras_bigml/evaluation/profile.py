@@ -195,7 +195,7 @@ class _Summary:
 
 def profile_table(source, target=None, *, task=None, chunk_rows=100_000, sample_rows=20_000,
                   leak_threshold=0.99, correlation_threshold=0.95, missing_threshold=0.05,
-                  near_constant_share=0.99, imbalance_ratio=0.2, outlier_iqr=3.0,
+                  near_constant_share=0.99, imbalance_ratio=0.2, outlier_iqr=3.0, outlier_share=0.001,
                   max_row_hashes=_MAX_ROW_HASHES, random_state=0) -> TableProfile:
     """Profile a table, chunk by chunk or partition by partition.
 
@@ -230,6 +230,10 @@ def profile_table(source, target=None, *, task=None, chunk_rows=100_000, sample_
         Rarest class's count over the most common one's below which the target is imbalanced.
     outlier_iqr : float
         Values farther than this many interquartile ranges beyond the quartiles are outliers.
+    outlier_share : float
+        Share of a column's values that must be outliers for a warning (0.1%: one
+        value in tables of up to 1,000 rows; in large tables a few far values
+        come with any distribution, normal ones included).
     max_row_hashes : int
         Distinct rows whose hashes are kept for the duplicate count (16-32 bytes
         each); beyond it the count is estimated from a hash-based sample.
@@ -251,7 +255,7 @@ def profile_table(source, target=None, *, task=None, chunk_rows=100_000, sample_
     """
     thresholds = dict(leak_threshold=leak_threshold, correlation_threshold=correlation_threshold,
                       missing_threshold=missing_threshold, near_constant_share=near_constant_share,
-                      imbalance_ratio=imbalance_ratio)
+                      imbalance_ratio=imbalance_ratio, outlier_share=outlier_share)
     for name, value in thresholds.items():
         if not 0.0 < value <= 1.0:
             raise ConfigError(f"{name} must be in (0, 1], got {value!r}.")
@@ -769,7 +773,8 @@ def _alerts(profile, thresholds):
     if profile.target_counts is not None:
         _imbalance_alert(profile, thresholds["imbalance_ratio"], add)
     for column in profile.columns.values():
-        if column.outliers and column.name != profile.target:
+        if column.outliers and column.outlier_share >= thresholds["outlier_share"] \
+                and column.name != profile.target:
             q1, _, q3 = column.quartiles
             count = column.outliers
             add("outliers", [column.name], f"column {column.name!r} has {count} {_plural(count, 'value')} "

@@ -181,6 +181,7 @@ def test_large_tables_are_estimated_and_say_so():
     assert not identity.distinct_exact and identity.distinct == pytest.approx(rows, rel=0.05)
     assert not profile.duplicates_exact and profile.duplicate_rows == pytest.approx(2000, rel=0.25)
     assert profile.warnings[0].startswith("duplicate: about ")
+    assert len(profile.warnings) == 1  # no outliers: a few far values come with any large normal sample
     assert profile.sample_rows == 3000
     assert profile.approximate["sampled"] and profile.approximate["distinct_estimated"] == ["id", "x"]
     assert profile.approximate["duplicates_estimated"]
