@@ -259,9 +259,7 @@ def write_shards(source, out_dir, *, splits=None, image_size=None, channels=None
     _remove_abandoned_writes(out_dir)
     started = time.time()
     with atomic_path(out_dir) as tmp:
-        os.makedirs(tmp)
-        with open(os.path.join(tmp, _PROGRESS_FILE), "w") as file:
-            json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started": started}, file)
+        _start_writing(tmp)
         written, shape, chosen, labelled = {}, None, None, None
         for name in names:
             stream = reader.open(name, skip_bad_files)
@@ -278,26 +276,164 @@ def write_shards(source, out_dir, *, splits=None, image_size=None, channels=None
             shape, labelled = stream.image_shape, stream.has_labels
             chosen = chosen or encoding or _default_encoding(shape, stream.native_format)
             written[name] = _write_split(stream, tmp, chosen, num_shards, shard_size_mb, progress)
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "source": _describe(source),
-            "created_by": f"keras_bigml {_package_version()}",
-            "image_shape": list(shape),
-            "dtype": "uint8",
-            "encoding": chosen,
-            "labels": reader.has_labels,
-            "class_names": reader.class_names,
-            "num_classes": len(reader.class_names) if reader.class_names else reader.num_classes,
-            "features": {"image": "bytes", "index": "int64", "label": "int64" if reader.has_labels else None},
-            "seed": seed,
-            "seconds": round(time.time() - started, 3),
-            "splits": written,
-        }
-        with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as file:
-            json.dump(manifest, file, indent=1)
-        os.remove(os.path.join(tmp, _PROGRESS_FILE))
+        manifest = _manifest(_describe(source), shape, chosen, reader.has_labels, reader.class_names,
+                             reader.num_classes, written, seed=seed, seconds=time.time() - started)
+        _finish_writing(tmp, manifest)
     return manifest
+
+
+class ShardWriter:
+    """Write images a batch at a time as one split of shards, e.g. generated or translated images.
+
+    The number of images need not be known in advance: records go to the
+    shards in turn. Everything is written under a temporary name beside
+    ``out_dir`` and renamed when the ``with`` block ends without an error (an
+    error or interruption leaves no ``out_dir``).
+
+    Parameters
+    ----------
+    out_dir : str or path
+    image_shape : (height, width, channels)
+    split : str
+    encoding : {"raw", "png", "jpeg"}, optional
+        Default: raw up to 64x64 pixels, else PNG.
+    num_shards : int
+    class_names : list of str, optional
+        Names of the label values, for the manifest.
+    source : str
+        What the images are, for the manifest (e.g. the run that generated them).
+    overwrite : bool
+        Replace an existing shard directory (never a directory of other files).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = tempfile.mkdtemp() + "/samples"
+    >>> with ShardWriter(out, (8, 8, 1), num_shards=4) as writer:
+    ...     for _ in range(3):
+    ...         writer.write(np.random.default_rng(0).random((10, 8, 8, 1)), labels=np.arange(10) % 2)
+    >>> manifest = read_manifest(out)
+    >>> manifest["splits"]["train"]["records"], len(manifest["splits"]["train"]["shards"]), manifest["labels"]
+    (30, 4, True)
+    """
+
+    def __init__(self, out_dir, image_shape, *, split="train", encoding=None, num_shards=MIN_SHARDS,
+                 class_names=None, source="generated", overwrite=False):
+        self.out_dir = os.path.abspath(os.fspath(out_dir))
+        shape = tuple(image_shape)
+        if len(shape) != 3 or shape[2] not in (1, 3):
+            raise ConfigError(f"image_shape must be (height, width, 1 or 3), got {image_shape!r}.")
+        self.image_shape = (*_images._normalize_size(shape[:2]), int(shape[2]))
+        if encoding is not None and encoding not in ENCODINGS:
+            raise ConfigError(f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}.")
+        self.encoding = encoding or _default_encoding(self.image_shape, "png")
+        _images._check_count("num_shards", num_shards)
+        self.num_shards = int(num_shards)
+        if not isinstance(split, str) or not split or os.path.basename(split) != split:
+            raise ConfigError(f"split must be a plain name such as 'train', got {split!r}.")
+        self.split, self.class_names, self.source = split, class_names, source
+        _check_out_dir(None, self.out_dir, overwrite)
+        self._atomic = self._tmp = None
+        self._writers, self._counts, self._labels, self._written = [], [], None, 0
+
+    def __enter__(self):
+        _remove_abandoned_writes(self.out_dir)
+        self._atomic = atomic_path(self.out_dir)
+        self._tmp = self._atomic.__enter__()
+        _start_writing(self._tmp)
+        self._names = [f"{self.split}-{k:05d}-of-{self.num_shards:05d}.tfrecord"
+                       for k in range(self.num_shards)]
+        self._writers = [tf.io.TFRecordWriter(os.path.join(self._tmp, name)) for name in self._names]
+        self._counts = [0] * self.num_shards
+        return self
+
+    def write(self, images, labels=None):
+        """Add a batch: uint8 (0..255) or float (0..1) images shaped ``(n, h, w[, c])``, and their labels."""
+        if self._tmp is None:
+            raise ConfigError("ShardWriter.write works inside its with block only.")
+        images = _images._validated_images(np.asarray(images), "ShardWriter.write")
+        if tuple(images.shape[1:]) != self.image_shape:
+            raise DataError(
+                f"ShardWriter for images of shape {self.image_shape} got a batch of {images.shape}."
+            )
+        if self._labels is None:
+            self._labels = labels is not None
+            self._record = _RecordTemplate(self._labels)
+        if (labels is not None) != self._labels:
+            raise DataError("Give labels with every batch or with none (the first batch "
+                            f"{'had' if self._labels else 'had none'}).")
+        if labels is not None:
+            labels = _images._validated_labels(labels, len(images), "ShardWriter.write")
+        pixels = _as_uint8(tf.constant(images), self.image_shape[:2], self.image_shape[2])
+        payloads = pixels.numpy() if self.encoding == "raw" else tf.map_fn(
+            lambda image: _encode(image, self.encoding), pixels, fn_output_signature=tf.string).numpy()
+        for offset, payload in enumerate(payloads):
+            shard = self._written % self.num_shards
+            label = None if labels is None else labels[offset]
+            self._writers[shard].write(self._record.serialize(payload, self._written, label))
+            self._counts[shard] += 1
+            self._written += 1
+
+    def __exit__(self, kind, error, traceback):
+        for writer in self._writers:
+            writer.close()
+        if kind is None:
+            try:
+                self._finish()
+            except BaseException as failure:  # the temporary directory goes, the error stays
+                self._atomic.__exit__(type(failure), failure, failure.__traceback__)
+                raise
+        return self._atomic.__exit__(kind, error, traceback)
+
+    def _finish(self):
+        if not self._written:
+            raise DataError(f"ShardWriter for {self.out_dir} was given no images.")
+        counts = zip(self._names, self._counts, strict=True)
+        shards = [_shard_entry(self._tmp, name, count) for name, count in counts]
+        split = {"records": self._written, "skipped_files": 0, "shards": shards}
+        self.manifest = _manifest(self.source, self.image_shape, self.encoding, bool(self._labels),
+                                  self.class_names, None, {self.split: split})
+        _finish_writing(self._tmp, self.manifest)
+
+
+def _manifest(source, image_shape, encoding, has_labels, class_names, num_classes, splits, seed=None,
+              seconds=None):
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "source": source,
+        "created_by": f"keras_bigml {_package_version()}",
+        "image_shape": list(image_shape),
+        "dtype": "uint8",
+        "encoding": encoding,
+        "labels": has_labels,
+        "class_names": class_names,
+        "num_classes": len(class_names) if class_names else num_classes,
+        "features": {"image": "bytes", "index": "int64", "label": "int64" if has_labels else None},
+        "seed": seed,
+        "seconds": None if seconds is None else round(seconds, 3),
+        "splits": splits,
+    }
+
+
+def _start_writing(tmp):
+    """Mark a temporary shard directory as being written by this process (see `_remove_abandoned_writes`)."""
+    os.makedirs(tmp)
+    with open(os.path.join(tmp, _PROGRESS_FILE), "w") as file:
+        json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}, file)
+
+
+def _finish_writing(tmp, manifest):
+    with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as file:
+        json.dump(manifest, file, indent=1)
+    os.remove(os.path.join(tmp, _PROGRESS_FILE))
+
+
+def _shard_entry(directory, name, count):
+    path = os.path.join(directory, name)
+    if not os.path.exists(path):  # every record meant for it was unreadable
+        open(path, "wb").close()
+    return {"name": name, "records": count, "bytes": os.path.getsize(path), "sha256": _sha256(path)}
 
 
 def _write_split(stream, out_dir, encoding, num_shards, shard_size_mb, progress):
@@ -348,13 +484,7 @@ def _write_split(stream, out_dir, encoding, num_shards, shard_size_mb, progress)
         )
     if not sum(counts):
         raise DataError(f"Split {stream.name!r} of {stream.where} has no readable images.")
-    shards = []
-    for name, count in zip(names, counts, strict=True):
-        path = os.path.join(out_dir, name)
-        if not os.path.exists(path):  # every record meant for it was unreadable
-            open(path, "wb").close()
-        shards.append({"name": name, "records": count, "bytes": os.path.getsize(path),
-                       "sha256": _sha256(path)})
+    shards = [_shard_entry(out_dir, name, count) for name, count in zip(names, counts, strict=True)]
     return {"records": sum(counts), "skipped_files": len(skipped), "shards": shards}
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 from keras_bigml.data import load_images
 from keras_bigml.data import shards as shards_module
 from keras_bigml.data.images import SkippedFilesWarning
-from keras_bigml.data.shards import is_shard_directory, read_manifest, write_shards
+from keras_bigml.data.shards import ShardWriter, is_shard_directory, read_manifest, write_shards
 from keras_bigml.errors import ConfigError, DataError
 
 
@@ -484,3 +484,43 @@ def test_two_localhost_workers_read_every_record_once(shard_dir, tmp_path, array
     first, second = first["seen"], second["seen"]
     assert len(first) + len(second) == 300 and not set(first) & set(second)
     assert {bytes.fromhex(h) for h in first + second} == {image.tobytes() for image in arrays[0]}
+
+
+class TestShardWriter:
+    def test_batches_written_one_by_one_read_back_exactly(self, tmp_path, arrays):
+        images, labels = arrays
+        with ShardWriter(tmp_path / "gen", (4, 4, 1), num_shards=5, class_names=list("abcde"),
+                         source="runs/gan") as writer:
+            for start in range(0, 300, 64):
+                writer.write(images[start : start + 64], labels=labels[start : start + 64])
+        manifest = read_manifest(tmp_path / "gen")
+        assert manifest["source"] == "runs/gan" and manifest["class_names"] == list("abcde")
+        assert [shard["records"] for shard in manifest["splits"]["train"]["shards"]] == [60] * 5
+        assert by_content(*read_all(tmp_path / "gen")) == by_content(images, labels)
+
+    def test_float_images_png_and_no_labels(self, tmp_path):
+        floats = np.random.default_rng(0).random((7, 70, 70, 3))
+        with ShardWriter(tmp_path / "gen", (70, 70, 3), num_shards=2) as writer:
+            writer.write(floats)
+        assert read_manifest(tmp_path / "gen")["encoding"] == "png"
+        # Read unshuffled, the two shards interleave back into the written order.
+        back = next(iter(load_images(tmp_path / "gen", batch_size=7, shuffle=False))).numpy()
+        assert np.abs(back - floats).max() <= 0.5 / 255 + 1e-6  # PNG is lossless: only the 8-bit rounding
+
+    def test_an_error_inside_leaves_no_directory_and_bad_batches_are_refused(self, tmp_path):
+        with pytest.raises(RuntimeError), ShardWriter(tmp_path / "gen", (4, 4, 1)) as writer:
+            writer.write(np.zeros((3, 4, 4), np.uint8))
+            raise RuntimeError("generator failed")
+        assert sorted(p.name for p in tmp_path.iterdir()) == []
+        with pytest.raises(DataError, match=r"images of shape \(4, 4, 1\) got a batch of \(2, 5, 5, 1\)"), \
+                ShardWriter(tmp_path / "gen", (4, 4, 1)) as writer:
+            writer.write(np.zeros((2, 5, 5), np.uint8))
+        with pytest.raises(DataError, match="labels with every batch or with none"), \
+                ShardWriter(tmp_path / "gen", (4, 4, 1)) as writer:
+            writer.write(np.zeros((2, 4, 4), np.uint8), labels=[0, 1])
+            writer.write(np.zeros((2, 4, 4), np.uint8))
+        with pytest.raises(DataError, match="was given no images"), ShardWriter(tmp_path / "gen", (4, 4, 1)):
+            pass
+        assert sorted(p.name for p in tmp_path.iterdir()) == []
+        with pytest.raises(ConfigError, match="image_shape must be"):
+            ShardWriter(tmp_path / "gen", (4, 4, 2))
