@@ -26,7 +26,7 @@ PLOT_FILES = {"permutation": "permutation_importance.png", "pdp": "partial_depen
 TITLES = {"permutation": "Permutation importance on held-out rows",
           "shap": "Mean absolute SHAP value"}
 # train_classical's defaults, for runs whose report does not record their split.
-SPLIT_DEFAULTS = {"test_size": 0.25, "validation_size": 0.0, "random_state": 0}
+SPLIT_DEFAULTS = {"test_size": 0.25, "random_state": 0}
 REPORT_KEYS = {"ROC AUC": "roc_auc", "accuracy": "accuracy", "R^2": "r2"}
 SHAP_ROWS = 500
 PERMUTATION_EXPLAINER_ROWS = 100
@@ -159,9 +159,10 @@ def _explain_classical(run_dir, model_file, source, methods, out_dir, target, to
         raise ConfigError(f"Explaining {run_dir} needs the table to explain on: pass source (--data SOURCE).")
     model = _load_classical(model_file, allow_pickle)
     report = _read_json(run_dir, "report.json")
-    arguments = _read_json(run_dir, "run.json").get("arguments", {})
+    info = _read_json(run_dir, "run.json")  # arguments and seed of the run, when it records them
+    arguments = info.get("arguments", {})
     target = target or arguments.get("target") or report.get("target") or getattr(model, "target", None)
-    split = {key: report.get(key, arguments.get(key, default)) for key, default in SPLIT_DEFAULTS.items()}
+    split = _split_of(report, info)
     if report.get("engine", "memory") != "memory" and isinstance(source, (str, os.PathLike)):
         X, y, rows = _partitioned_rows(source, target, split, report, max_rows, random_state)
         task = report.get("task") or getattr(model, "task", None) or infer_task(y)
@@ -200,6 +201,18 @@ def _explain_classical(run_dir, model_file, source, methods, out_dir, target, to
         if "shap" in methods:
             _add_shap(result, model, X, out_dir, random_state)
     return result
+
+
+def _split_of(report, info):
+    """How the run split its rows: from run.json (arguments, seed) or report.json, else train_classical's
+    defaults; the held-out count and the test score check the result."""
+    from keras_bigml.classical.engines import VALIDATION_SHARE
+
+    arguments = info.get("arguments", {})
+    test_size = report.get("test_size", arguments.get("test_size", SPLIT_DEFAULTS["test_size"]))
+    tuned = bool(report.get("tuning") or arguments.get("tune"))
+    return {"test_size": test_size, "validation_size": VALIDATION_SHARE * (1 - test_size) if tuned else 0.0,
+            "random_state": report.get("random_state", info.get("seed", SPLIT_DEFAULTS["random_state"]))}
 
 
 def _load_classical(path, allow_pickle):

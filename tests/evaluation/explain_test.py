@@ -46,6 +46,7 @@ def one_thread():
 
 @pytest.mark.parametrize("algorithm", ["logistic_regression", "random_forest", "gradient_boosting"])
 def test_the_driving_feature_ranks_first_by_every_method(algorithm, tmp_path):
+    pytest.importorskip("shap")
     X, y, X_test, y_test = driven_table()
     model = make_model(algorithm, random_state=0).fit(X, y)
     by_permutation = permutation_ranking(model, X_test, y_test, "classification")
@@ -63,6 +64,7 @@ def test_the_driving_feature_ranks_first_by_every_method(algorithm, tmp_path):
 
 
 def test_regression_and_several_classes():
+    pytest.importorskip("shap")
     X, y, X_test, y_test = driven_table(task="regression")
     model = make_model("linear_regression", "regression").fit(X, y)
     assert permutation_ranking(model, X_test, y_test, "regression").top(2) == ["driver", "helper"]
