@@ -239,14 +239,17 @@ class PartitionReport:
         if "histograms" in state:
             histograms = state.pop("histograms")
             filled = np.flatnonzero(histograms)
-            state["histograms_sparse"] = (histograms.shape, filled, histograms.ravel()[filled])
+            counts = histograms.ravel()[filled]
+            # Positions as offsets from the previous filled bin: small numbers in small dtypes.
+            offsets = np.diff(filled, prepend=0)
+            state["histograms_sparse"] = (histograms.shape, _compact(offsets), _compact(counts))
         return state
 
     def __setstate__(self, state):
         if "histograms_sparse" in state:
-            shape, filled, counts = state.pop("histograms_sparse")
+            shape, offsets, counts = state.pop("histograms_sparse")
             histograms = np.zeros(shape, dtype=np.int64)
-            histograms.ravel()[filled] = counts
+            histograms.ravel()[np.cumsum(offsets, dtype=np.int64)] = counts
             state["histograms"] = histograms
         self.__dict__.update(state)
 
@@ -328,6 +331,15 @@ class PartitionReport:
     def sample(self):
         """``(true, predicted)`` of the uniform sample of regression rows."""
         return self.kept[:, 1], self.kept[:, 2]
+
+
+def _compact(values):
+    """Non-negative integers in the smallest unsigned dtype that holds them."""
+    largest = int(values.max()) if len(values) else 0
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if largest <= np.iinfo(dtype).max:
+            return values.astype(dtype)
+    return values.astype(np.uint64)
 
 
 def save_partition_report_plots(report, importances, out_dir):

@@ -1,0 +1,393 @@
+"""The Dask engine: partitions stay on the workers of a Dask cluster, local or remote.
+
+Each file (or group of Parquet row groups) is one partition, read on a worker by
+``dask.dataframe.from_map`` so that features and labels keep the same
+partitions. Trees train with ``xgboost.dask`` on a ``DaskQuantileDMatrix`` (the
+functional API that ``DaskXGBClassifier`` and ``DaskXGBRFClassifier`` wrap;
+the forest is XGBoost's random forest). Linear models train with dask-ml's
+``Incremental`` wrapper around scikit-learn's SGD learners: it hands the
+learner from partition to partition, so only one partition is needed at a time
+and the model is the same as the out-of-core engine's (chosen over dask-ml's
+``LogisticRegression`` and XGBoost's ``gblinear``, which both hold the whole
+table in the workers' memory; see benchmarks/tables_at_scale.py).
+Statistics and reports are computed per partition on the workers and merged
+there: the client receives only counts, models and small samples.
+
+Faults end in `keras_bigml.errors.EngineError` with one line: an unreachable
+scheduler, a worker lost during training (killed, or out of memory).
+"""
+
+import os
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from keras_bigml.classical.out_of_core import _best_rounds, _labels, score_batch
+from keras_bigml.classical.scaled import TableStats, peak_memory_mb
+from keras_bigml.errors import EngineError
+from keras_bigml.evaluation.classical import PartitionReport
+
+MERGE_FAN_IN = 16
+WATCH_SECONDS = 1.0
+# Seconds one XGBoost collective operation (an allreduce of a round's histograms) may wait for
+# the other workers before it fails; without it a lost peer leaves the others waiting.
+COLLECTIVE_TIMEOUT = 600
+# The nanny restarts a worker above this share of its memory limit; pausing and
+# spilling stay off: a paused worker in xgboost.dask never resumes (the job hangs).
+MEMORY_CONFIG = {
+    "distributed.worker.memory.target": False,
+    "distributed.worker.memory.spill": False,
+    "distributed.worker.memory.pause": False,
+    "distributed.worker.memory.terminate": 0.95,
+}
+
+
+def machine_memory():
+    """Bytes this process may use: the machine's memory, or its memory cgroup's limit when lower.
+
+    Reads the cgroup this process is in (v1 or v2), which Dask's own estimate
+    (the root cgroup's files) misses when a command runs in a child cgroup.
+    """
+    import distributed.system
+
+    limit = distributed.system.MEMORY_LIMIT
+    try:
+        with open("/proc/self/cgroup") as file:
+            lines = file.read().splitlines()
+    except OSError:
+        return limit
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            candidates = [f"/sys/fs/cgroup/memory{path}/memory.limit_in_bytes"]
+        elif controllers == "":
+            candidates = [f"/sys/fs/cgroup{path}/memory.max"]
+        else:
+            continue
+        for candidate in candidates:
+            try:
+                with open(candidate) as file:
+                    value = file.read().strip()
+            except OSError:
+                continue
+            if value.isdigit() and 0 < int(value) < limit:
+                limit = int(value)
+    return limit
+
+
+class DaskEngine:
+    """Passes over a `PartitionedTable` on a Dask cluster: one partition per part, read on the workers.
+
+    Parameters
+    ----------
+    table, target, split
+        As for `OutOfCoreEngine`.
+    address : str, optional
+        A running scheduler (``"tcp://host:8786"``). Without it a ``LocalCluster`` of
+        ``n_workers`` processes (one thread each) starts, each with a memory limit of
+        an equal share of what this machine (or this process's memory cgroup)
+        leaves beside the client, and stops when the engine closes.
+    n_workers : int, optional
+        Size of the local cluster (default: the number of cores, at most 4).
+    progress : bool
+    connect_timeout : str
+        How long to try reaching the scheduler.
+    """
+
+    name = "dask"
+
+    def __init__(self, table, target, split, *, address=None, n_workers=None, progress=True,
+                 connect_timeout="20s"):
+        import dask
+        from distributed import Client, LocalCluster
+
+        self.table = table
+        self.target = target
+        self.split = split
+        self.progress = progress
+        self.cluster = None
+        if address is None:
+            n_workers = n_workers or max(1, min(4, os.cpu_count() or 1))
+            spare = machine_memory() - psutil_rss()
+            with dask.config.set(MEMORY_CONFIG):
+                self.cluster = LocalCluster(
+                    n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                    memory_limit=max(spare // n_workers, 256 << 20),
+                )
+            address = self.cluster
+        try:
+            self.client = Client(address, timeout=connect_timeout)
+        except OSError as error:
+            if self.cluster is not None:
+                self.cluster.close()
+            raise EngineError(
+                f"Cannot reach the Dask scheduler at {address} ({_short(error)}); check the address and that "
+                "the scheduler runs, or leave the address out for a local cluster."
+            ) from None
+        # Libraries that look up "the" client (xgboost.dask, dask-ml) must find this one, also
+        # inside a caller's `with Client(...)`: another client's blocking calls on this client's
+        # event loop would deadlock.
+        self._current = self.client.as_current()
+        self._current.__enter__()
+
+    def close(self):
+        self._current.__exit__(None, None, None)
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+    def info(self):
+        peaks = self.client.run(_worker_peak_mb)
+        return {"partitions": len(self.table.parts), "workers": len(peaks),
+                "worker_peak_mb": {address: round(mb, 1) for address, mb in sorted(peaks.items())}}
+
+    def _map(self, function, desc, *args, merge=None):
+        """Run ``function(part, *args)`` for every part on the workers.
+
+        With ``merge``, partial results are merged on the workers (a tree of
+        ``merge`` tasks) and only the final one comes back; without, the list of
+        (small) results.
+        """
+        parts = self.table.parts
+        with tqdm(total=len(parts), unit=" parts", desc=desc, leave=False, disable=not self.progress) as bar:
+            futures = self.client.map(function, parts, *[[arg] * len(parts) for arg in args], pure=False)
+            for future in futures:
+                future.add_done_callback(lambda _: bar.update(1))
+            try:
+                if merge is None:
+                    return self.client.gather(futures)
+                while len(futures) > 1:
+                    futures = [self.client.submit(merge, *futures[i: i + MERGE_FAN_IN], pure=False)
+                               for i in range(0, len(futures), MERGE_FAN_IN)]
+                return futures[0].result()
+            except Exception as error:
+                raise self._fault(error, desc) from None
+
+    def stats(self):
+        stats = self._map(_part_stats, "statistics", self.table, self.target, self.split, merge=_merge_stats)
+        stats.parts = len(self.table.parts)
+        return stats
+
+    def _share_frame(self, share, prep, classes, parts=None):
+        import dask.dataframe as dd
+
+        names = [f"f{i}" for i in range(len(prep.feature_names_out))]
+        meta = pd.DataFrame({name: np.zeros(0, np.float32) for name in names + ["__label__"]})
+        frame = dd.from_map(_part_rows, parts or self.table.parts, table=self.table, target=self.target,
+                            split=self.split, share=share, prep=prep, classes=classes, names=names,
+                            meta=meta, enforce_metadata=False, label=f"read-{share}")
+        return frame[names], frame["__label__"]
+
+    def fit_trees(self, candidates, prep, classes, *, validation=False, early_stopping_rounds=None):
+        import xgboost.dask
+
+        X, y = self._share_frame("train", prep, classes)
+        try:
+            max_bin = candidates[0][0].get("max_bin", 256)
+            train = xgboost.dask.DaskQuantileDMatrix(self.client, X, y, max_bin=max_bin)
+            evals = []
+            if validation:
+                Xv, yv = self._share_frame("validation", prep, classes)
+                evals = [(xgboost.dask.DaskQuantileDMatrix(self.client, Xv, yv, max_bin=max_bin, ref=train),
+                          "validation")]
+            boosters, seconds = [], []
+            for params, rounds in candidates:
+                start = time.perf_counter()
+                with tqdm(total=1, desc="xgboost.dask", leave=False, disable=not self.progress) as bar:
+                    output = self._watched(
+                        xgboost.dask.train, self.client, params, train, rounds, evals=evals,
+                        early_stopping_rounds=early_stopping_rounds if evals else None, verbose_eval=False,
+                        coll_cfg=xgboost.collective.Config(timeout=COLLECTIVE_TIMEOUT),
+                    )
+                    bar.update(1)
+                booster = _best_rounds(output["booster"])
+                booster.feature_names = None  # scored later from plain arrays
+                boosters.append(booster)
+                seconds.append(time.perf_counter() - start)
+            return boosters, seconds
+        except EngineError:
+            raise
+        except Exception as error:
+            raise self._fault(error, "training") from None
+
+    def _watched(self, function, *args, **kwargs):
+        """Run ``function`` while watching the workers: xgboost.dask pins its training tasks to
+        workers, so when one is lost the job would wait for it forever (a restarted worker has
+        another address). A lost worker ends the call with `EngineError` instead."""
+        workers = set(self.client.scheduler_info(n_workers=-1)["workers"])
+        outcome = {}
+
+        def run():
+            try:
+                with self.client.as_current():  # a new thread starts without the caller's context
+                    outcome["result"] = function(*args, **kwargs)
+            except BaseException as error:  # handed to the caller's thread
+                outcome["error"] = error
+
+        thread = threading.Thread(target=run, name="keras_bigml-dask-train", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(WATCH_SECONDS)
+            if not thread.is_alive():
+                break
+            try:
+                now = set(self.client.scheduler_info(n_workers=-1)["workers"])
+            except Exception:  # the scheduler itself is gone
+                now = set()
+            if not workers <= now:
+                lost = ", ".join(sorted(workers - now))
+                raise EngineError(describe_lost_worker("training", f"worker {lost} left", self._nanny_logs()))
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
+
+    def fit_linear(self, learners, prep, classes, epochs, seed=0):
+        from dask_ml.wrappers import Incremental
+
+        counts = self._map(_part_rows_count, "row counts", self.table, self.split, "train")
+        # Incremental hands each block to partial_fit, which refuses empty ones.
+        parts = [part for part, count in zip(self.table.parts, counts, strict=True) if count]
+        lengths = [count for count in counts if count]
+        X, y = self._share_frame("train", prep, classes, parts)
+        X = X.to_dask_array(lengths=lengths)
+        y = y.to_dask_array(lengths=lengths)
+        if classes is not None:
+            y = y.astype(np.int32)
+        extra = {} if classes is None else {"classes": np.arange(len(classes))}
+        fitted, seconds = [], []
+        try:
+            for learner in learners:
+                start = time.perf_counter()
+                wrapper = Incremental(learner, shuffle_blocks=True, random_state=seed)
+                for _ in tqdm(range(epochs), desc="dask-ml Incremental SGD", unit=" epochs", leave=False,
+                              disable=not self.progress):
+                    wrapper.partial_fit(X, y, **extra)
+                fitted.append(wrapper.estimator_)
+                seconds.append(time.perf_counter() - start)
+        except Exception as error:
+            raise self._fault(error, "training") from None
+        return fitted, seconds
+
+    def score(self, models, shares, probabilities):
+        models_future = self.client.scatter(models, broadcast=True)
+        return self._map(_part_reports, "scoring", self.table, self.target, self.split, models_future,
+                         tuple(shares), probabilities, merge=_merge_reports)
+
+    def _fault(self, error, what):
+        """Translate a cluster failure into one line; other errors (e.g. DataError) pass unchanged."""
+        from distributed.comm.core import CommClosedError
+        from distributed.scheduler import KilledWorker
+
+        from keras_bigml.errors import KerasBigMLError
+
+        if isinstance(error, KerasBigMLError):
+            return error
+        text = _short(error)
+        lost = isinstance(error, (KilledWorker, CommClosedError)) or any(
+            marker in text for marker in ("Allreduce", "allreduce", "Connection reset", "worker", "Worker"))
+        if not lost:
+            return error
+        return EngineError(describe_lost_worker(what, text, self._nanny_logs()))
+
+    def _nanny_logs(self):
+        try:
+            logs = self.client.get_worker_logs(nanny=True)
+        except Exception:  # the cluster may be gone too
+            return ""
+        return "\n".join(message for entries in logs.values() for _, message in entries)
+
+
+def describe_lost_worker(what, error_text, nanny_logs=""):
+    """One line for a worker lost during ``what``, from the error and the nannies' logs.
+
+    >>> describe_lost_worker("training", "Ring Allreduce failed",
+    ...                      "Worker tcp://127.0.0.1:4 (pid=9) exceeded 95% memory budget. Restarting...")
+    ... # doctest: +ELLIPSIS
+    'A Dask worker ran out of memory during training (exceeded 95% memory budget); ...'
+    """
+    if "memory budget" in nanny_logs or "MemoryError" in error_text:
+        return (
+            f"A Dask worker ran out of memory during {what} (exceeded 95% memory budget); the run is not "
+            "finished: give the workers more memory, or use more workers or more, smaller partitions, "
+            "then run the command again."
+        )
+    killed = "killed by signal" in nanny_logs
+    how = "was killed (by a signal: often the kernel's out-of-memory killer)" if killed else "was lost"
+    return (
+        f"A Dask worker {how} during {what} ({error_text}); the run is not finished: run the same command "
+        "again, and if workers run out of memory give them more, or the table more partitions."
+    )
+
+
+def psutil_rss():
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+def _short(error):
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text[:200]
+
+
+def _worker_peak_mb():
+    return peak_memory_mb()
+
+
+def _merge_stats(first, *others):
+    for other in others:
+        first.merge(other)
+    return first
+
+
+def _merge_reports(first, *others):
+    """Merge lists (one per model) of ``{share: PartitionReport}``."""
+    for other in others:
+        for mine, theirs in zip(first, other, strict=True):
+            for share, report in mine.items():
+                report.merge(theirs[share])
+    return first
+
+
+def _part_stats(part, table, target, split):
+    stats = TableStats(table.meta, target)
+    for block, start, frame in table.batches(part):
+        stats.update(frame, split.masks(split.draws(block, start, len(frame)))["train"], part.path)
+    return stats
+
+
+def _part_rows(part, table, target, split, share, prep, classes, names):
+    """One partition's rows of ``share``, transformed: float32 features f0..fn and ``__label__``."""
+    frames = []
+    for block, start, frame in table.batches(part, prep.columns + [target]):
+        mask = split.masks(split.draws(block, start, len(frame)))[share]
+        frame = frame[mask]
+        data = pd.DataFrame(prep.transform(frame, part.path), columns=names)
+        data["__label__"] = _labels(frame[target], classes).astype(np.float32)
+        frames.append(data)
+    if not frames:
+        return pd.DataFrame({name: np.zeros(0, np.float32) for name in names + ["__label__"]})
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def _part_rows_count(part, table, split, share):
+    return sum(int(split.masks(split.draws(block, start, len(frame)))[share].sum())
+               for block, start, frame in table.batches(part, columns=[table.columns[0]]))
+
+
+def _part_reports(part, table, target, split, models, shares, probabilities):
+    task = models[0].task
+    classes = None if models[0].classes_ is None else list(models[0].classes_)
+    reports = [{share: PartitionReport(task, classes, probabilities=probabilities) for share in shares}
+               for _ in models]
+    for block, start, frame in table.batches(part, models[0].columns + [target]):
+        masks = split.masks(split.draws(block, start, len(frame)))
+        wanted = np.zeros(len(frame), dtype=bool)
+        for share in shares:
+            wanted |= masks[share]
+        if wanted.any():
+            score_batch(models, frame[wanted], {s: masks[s][wanted] for s in shares}, target, reports)
+    return reports
