@@ -203,10 +203,12 @@ def test_replica_check_finds_trackers_fed_the_scaled_loss(monkeypatch, cpu_devic
         harness.run_replica_check(GAN_CASE.make_with_sgd, GAN_CASE.dataset, cpu_devices, reference, seed=SEED)
 
 
+# These two breaks act only when saving or exporting, so the trained GAN of the checks above serves.
 def test_saving_check_finds_noise_state_left_out_of_the_file(monkeypatch, tmp_path):
+    trained = first_step(GAN_CASE).model
     monkeypatch.setattr(GAN, "save_own_variables", keras.layers.Layer.save_own_variables)
     with pytest.raises(AssertionError, match="weights after one more step"):
-        harness.run_saving_check(GAN_CASE.make_with_sgd, GAN_CASE.dataset, tmp_path)
+        harness.run_saving_check(GAN_CASE.make_with_sgd, GAN_CASE.dataset, tmp_path, trained=trained)
 
 
 def test_export_check_finds_a_signature_that_serves_the_raw_generator(monkeypatch, tmp_path):
@@ -216,9 +218,10 @@ def test_export_check_finds_a_signature_that_serves_the_raw_generator(monkeypatc
         _, specs = serving_functions(self)["generate"]
         return {"generate": (lambda z: {"images": self._generate(z, use_average=False)}, specs)}
 
+    trained = first_step(GAN_CASE).model
     monkeypatch.setattr(GAN, "serving_functions", raw_generator)
     with pytest.raises(AssertionError, match="generate: served images against generate"):
-        harness.run_export_check(GAN_CASE.make_with_sgd, GAN_CASE.dataset, tmp_path)
+        harness.run_export_check(GAN_CASE.make_with_sgd, GAN_CASE.dataset, tmp_path, trained=trained)
 
 
 def test_mixed_precision_check_finds_low_precision_logs(monkeypatch, mixed_bfloat16):
