@@ -8,6 +8,8 @@ import contextlib
 
 import joblib
 
+from keras_bigml.errors import EngineError
+
 
 @contextlib.contextmanager
 def dask_backend(address=None, n_workers=2, threads_per_worker=1):
@@ -42,7 +44,7 @@ def dask_backend(address=None, n_workers=2, threads_per_worker=1):
     except OSError as error:
         if cluster is not None:
             cluster.close()
-        raise ConnectionError(f"Cannot reach the Dask scheduler at {address} ({error}).") from None
+        raise EngineError(f"Cannot reach the Dask scheduler at {address} ({error}).") from None
     try:
         with joblib.parallel_backend("dask"):
             yield client

@@ -164,7 +164,7 @@ class DaskEngine:
                                for i in range(0, len(futures), MERGE_FAN_IN)]
                 return futures[0].result()
             except Exception as error:
-                raise self._fault(error, desc) from None
+                raise self.fault(error, desc) from None
 
     def stats(self):
         stats = self._map(_part_stats, "statistics", self.table, self.target, self.split, merge=_merge_stats)
@@ -211,7 +211,7 @@ class DaskEngine:
         except EngineError:
             raise
         except Exception as error:
-            raise self._fault(error, "training") from None
+            raise self.fault(error, "training") from None
 
     def _watched(self, function, *args, **kwargs):
         """Run ``function`` while watching the workers: xgboost.dask pins its training tasks to
@@ -268,7 +268,7 @@ class DaskEngine:
                 fitted.append(wrapper.estimator_)
                 seconds.append(time.perf_counter() - start)
         except Exception as error:
-            raise self._fault(error, "training") from None
+            raise self.fault(error, "training") from None
         return fitted, seconds
 
     def score(self, models, shares, probabilities):
@@ -276,7 +276,7 @@ class DaskEngine:
         return self._map(_part_reports, "scoring", self.table, self.target, self.split, models_future,
                          tuple(shares), probabilities, merge=_merge_reports)
 
-    def _fault(self, error, what):
+    def fault(self, error, what):
         """Translate a cluster failure into one line; other errors (e.g. DataError) pass unchanged."""
         from distributed.comm.core import CommClosedError
         from distributed.scheduler import KilledWorker

@@ -6,6 +6,7 @@ from keras_bigml.classical import make_model
 from keras_bigml.classical.cluster import dask_backend
 from keras_bigml.classical.tuning import tune
 from keras_bigml.data.tables import load_table
+from keras_bigml.errors import EngineError
 
 
 def test_forest_and_search_run_on_two_dask_worker_processes():
@@ -23,7 +24,7 @@ def test_forest_and_search_run_on_two_dask_worker_processes():
 
 
 def test_unreachable_scheduler_is_a_clear_error():
-    with pytest.raises(ConnectionError, match="Cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
+    with pytest.raises(EngineError, match="Cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         with dask_backend("tcp://127.0.0.1:9"):
             pass
 

@@ -71,10 +71,10 @@ def out_of_core(parts, tmp_path_factory):
 
 @pytest.mark.parametrize("algorithm, metric, tolerance", [
     ("gradient_boosting", "roc_auc", 0.01),
-    ("random_forest", "roc_auc", 0.01),
-    ("decision_tree", "accuracy", 0.03),
+    pytest.param("random_forest", "roc_auc", 0.01, marks=pytest.mark.large),
+    pytest.param("decision_tree", "accuracy", 0.03, marks=pytest.mark.large),
     ("logistic_regression", "roc_auc", 0.005),
-    ("svm", "roc_auc", 0.01),
+    pytest.param("svm", "roc_auc", 0.01, marks=pytest.mark.large),
 ])
 def test_every_algorithm_matches_the_out_of_core_engine(cluster, parts, out_of_core, tmp_path, algorithm,
                                                        metric, tolerance):
