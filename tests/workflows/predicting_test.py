@@ -5,7 +5,7 @@ import pytest
 from keras_bigml.data.tables import PartitionedTable
 from keras_bigml.errors import ConfigError, DataError, ModelFileError, RunError
 from keras_bigml.workflows.classical import train_classical
-from keras_bigml.workflows.predict import predict
+from keras_bigml.workflows.predicting import predict
 
 
 def table(n, seed=0):
