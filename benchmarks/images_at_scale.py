@@ -3,7 +3,7 @@
 Usage:  python benchmarks/images_at_scale.py [--images 1000000] [--workdir DIR] [--keep]
 
 Writes N 28x28 digits (the MNIST subset's training digits, each copy shifted by
-up to 2 pixels) as class folders of PNGs and, with `keras_bigml.workflows.shard`,
+up to 2 pixels) as class folders of PNGs and, with `keras_bigml.workflows.sharding`,
 as shards. Then prints, after the CPU:
 
 - images per second read and decoded into float batches of 256: `load_images`
@@ -217,7 +217,7 @@ def main():
     print(f"CPU: {cpu_description()}")
     print(f"images: {args.images:,} 28x28 digits (MNIST subset, shifted up to 2 pixels), batch {BATCH}")
 
-    from keras_bigml.workflows.shard import shard
+    from keras_bigml.workflows.sharding import shard
 
     folder = os.path.join(args.workdir, "png")
     shard_dir = os.path.join(args.workdir, "shards")

@@ -213,7 +213,7 @@ def _quickstart(args):
 
 
 def _explain(args):
-    from keras_bigml.workflows.explain import explain
+    from keras_bigml.workflows.explaining import explain
 
     result = explain(args.run_dir, args.data, args.method, target=args.target, classifier=args.classifier,
                      top=args.top, allow_pickle=args.allow_pickle, allow_unsafe=args.allow_unsafe)
@@ -230,7 +230,7 @@ def _holds_keras_model(args):
 
 
 def _shard(args):
-    from keras_bigml.workflows.shard import shard
+    from keras_bigml.workflows.sharding import shard
 
     result = shard(args.source, args.out, splits=args.splits, image_size=args.image_size, channels=args.channels,
                    encoding=args.encoding, num_shards=args.num_shards, shard_size_mb=args.shard_size_mb,

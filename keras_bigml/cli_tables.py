@@ -66,7 +66,7 @@ def _classical(args):
 
 
 def _profile(args):
-    from keras_bigml.workflows.profile import profile
+    from keras_bigml.workflows.profiling import profile
 
     result = profile(args.data, args.out, target=args.target)
     for warning in result.warnings:

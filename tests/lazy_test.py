@@ -25,3 +25,10 @@ def test_names_resolve_from_their_submodule_and_unknown_names_fail():
     assert names == ["load_table"] and getter("load_table") is load_table
     with pytest.raises(AttributeError, match="has no attribute 'load_tabel'"):
         getter("load_tabel")
+
+
+def test_workflow_functions_resolve_even_after_their_modules_were_imported():
+    import keras_bigml.workflows.profiling as module
+    from keras_bigml import workflows
+
+    assert workflows.profile is module.profile and workflows.profiling is module

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from keras_bigml.errors import DataError
-from keras_bigml.workflows.profile import ProfileResult, profile
+from keras_bigml.workflows.profiling import ProfileResult, profile
 
 
 def test_profile_writes_json_and_html_with_the_warnings(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 
 from keras_bigml.errors import ConfigError, ModelFileError
 from keras_bigml.workflows.classical import train_classical
-from keras_bigml.workflows.explain import ExplainResult, explain
+from keras_bigml.workflows.explaining import ExplainResult, explain
 
 
 def driven_csv(path, rows=400, seed=0):

@@ -6,7 +6,7 @@ from PIL import Image
 
 from keras_bigml.data import SkippedFilesWarning, load_images
 from keras_bigml.errors import ConfigError
-from keras_bigml.workflows.shard import shard
+from keras_bigml.workflows.sharding import shard
 
 
 def count(dataset):
