@@ -9,6 +9,7 @@ Commands::
     keras-bigml translate DIR --input SOURCE  translate images with a trained CycleGAN
     keras-bigml evaluate DIR --data SOURCE    generator metrics of a trained GAN or VAE
     keras-bigml classical --algo NAME         train and evaluate a classical model on a table
+    keras-bigml predict RUN --data SOURCE     score a table part by part into Parquet parts
     keras-bigml profile --data SOURCE         data-quality warnings for a table
     keras-bigml export DIR --format onnx      convert a run's model (savedmodel, litert, onnx), checked
     keras-bigml explain DIR --data SOURCE     permutation, partial dependence, SHAP; latent traversals

@@ -1,11 +1,11 @@
-"""The ``keras-bigml`` commands for tables: ``classical``, ``profile`` (and their arguments).
+"""The ``keras-bigml`` commands for tables: ``classical``, ``predict``, ``profile`` (and their arguments).
 
 None of them imports TensorFlow.
 """
 
 
 def add_table_commands(commands, command):
-    """Add ``classical`` and ``profile`` to ``commands``; ``command(parent, name, **kwargs)`` makes a parser."""
+    """Add ``classical``, ``predict`` and ``profile``; ``command(parent, name, **kwargs)`` makes a parser."""
     classical = command(commands, "classical", help="train and evaluate a classical model on a table",
                         description="Split a table, optionally tune, train, evaluate on the held-out rows, and "
                         "write DIR/report.json, plots (PNG), the model and DIR/report.html.")
@@ -26,6 +26,23 @@ def add_table_commands(commands, command):
     classical.add_argument("--out", required=True, help="output folder")
     classical.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     classical.set_defaults(run=_classical, tensorflow=False, engine="memory")
+
+    predict = command(commands, "predict", help="score a table with a trained classical run",
+                      description="Score SOURCE part by part and write one Parquet part per input part into OUT "
+                      "(memory bounded by a part, or by a batch with --out-of-core).")
+    predict.add_argument("run_dir", metavar="RUN", help="a classical run directory")
+    predict.add_argument("--data", required=True, help="a .csv/.parquet file, a folder of parts or a glob")
+    predict.add_argument("--out", required=True, help="output folder of Parquet parts")
+    predict.add_argument("--keep", type=lambda text: text.split(","), default=(),
+                         help="columns to pass through beside the predictions, e.g. id,region")
+    scoring = predict.add_mutually_exclusive_group()
+    scoring.add_argument("--out-of-core", action="store_const", dest="engine", const="out_of_core",
+                         help="read each part a batch at a time")
+    scoring.add_argument("--dask", nargs="?", const=True, metavar="ADDRESS",
+                         help="score the parts on Dask workers: a scheduler address, or a local cluster")
+    predict.add_argument("--trust", action="append", metavar="TYPE", help="a type name to trust in model.skops")
+    predict.add_argument("--overwrite", action="store_true", help="replace predictions written before")
+    predict.set_defaults(run=_predict, tensorflow=False, engine="memory")
 
     profile = command(commands, "profile", help="profile a table's data quality",
                       description="Per column: type, missing share, distinct values, constant, high cardinality, "
@@ -63,6 +80,17 @@ def _classical(args):
         print(f"  ... {len(warnings) - 5} more data warnings in {args.out}/report.html")
     print("Wrote:")
     print_paths(result.paths)
+
+
+def _predict(args):
+    from keras_bigml.workflows.predicting import predict
+
+    engine = "dask" if args.dask else args.engine
+    result = predict(args.run_dir, args.data, args.out, engine=engine,
+                     dask_address=None if args.dask in (None, True) else args.dask, keep=args.keep,
+                     overwrite=args.overwrite, trusted=args.trust)
+    print(f"Scored {result.rows} rows ({engine}) into {len(result.parts)} parts in {result.out_dir} "
+          f"({result.seconds:.1f} s; columns {', '.join(result.columns)})")
 
 
 def _profile(args):

@@ -207,7 +207,7 @@ def test_resume_with_another_latent_size_names_the_difference(tmp_path, capsys):
 @pytest.mark.parametrize("command", [
     [], ["quickstart"], ["train"], ["train", "vae"], ["train", "gan"], ["train", "cgan"], ["train", "wgan-gp"],
     ["train", "cyclegan"], ["generate"], ["translate"], ["evaluate"], ["classical"], ["export"], ["profile"],
-    ["explain"], ["shard"]])
+    ["explain"], ["shard"], ["predict"]])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
@@ -363,6 +363,10 @@ def test_profile_explain_and_export_a_classical_run(tmp_path, capsys):
     assert main(["explain", str(run), "--data", str(table), "--target", "y", "--method", "permutation"]) == 0
     ranked = capsys.readouterr().out.split("permutation: ")[1].split("\n")[0].split(", ")
     assert set(ranked[:2]) <= {"a", "leak"} and (run / "explain" / "explain.json").exists()
+    frame.drop(columns="y").assign(id=range(300)).to_parquet(tmp_path / "new.parquet")
+    assert main(["predict", str(run), "--data", str(tmp_path / "new.parquet"), "--keep", "id", "--out-of-core",
+                 "--out", str(tmp_path / "scores")]) == 0
+    assert "Scored 300 rows (out_of_core) into 1 parts" in capsys.readouterr().out
 
 
 def test_shard_then_train_from_the_shards(tmp_path, capsys):

@@ -33,6 +33,8 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "ProfileResult": "profiling",
     "profile": "profiling",
     "write_profile": "profiling",
+    "PredictResult": "predicting",
+    "predict": "predicting",
     "QuickstartResult": "quickstart",
     "quickstart": "quickstart",
     "ShardResult": "sharding",
