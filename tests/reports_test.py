@@ -65,7 +65,7 @@ def assert_self_contained(page):
 def test_classical_run_sections(classical_run, tmp_path):
     run = copy_run(classical_run, tmp_path)
     page = read(write_report(run))
-    assert section_titles(page) == ["Model evaluation"]
+    assert section_titles(page) == ["Model evaluation", "Configuration"]
     assert "Test accuracy" in page and "Test ROC AUC" in page and "Per class (test)" in page
     for caption in ("Confusion matrix (test)", "ROC curve (test)", "Feature importance"):
         assert f"<figcaption>{caption}</figcaption>" in page
@@ -126,6 +126,7 @@ def test_profile_warnings_and_explanations(classical_run, tmp_path):
 def test_failed_run_shows_its_error(tmp_path):
     run = RunDirectory(tmp_path)
     with pytest.raises(RuntimeError), run.open("gan", {"epochs": 3}):
+        (tmp_path / "history.json").write_text('{"g_loss": [1.0]}')
         raise RuntimeError("out of memory in epoch 2")
     page = read(write_report(tmp_path))
     assert 'class="status status-failed">failed' in page

@@ -85,8 +85,7 @@ def test_classical_check_rows_come_from_run_json(tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("skl2onnx")
     run = RunDirectory(tmp_path / "run")
-    with run.open("classical", {"algorithm": "logistic_regression", "data": "wine", "target": None}):
-        train_classical("logistic_regression", "wine", run.path)
+    train_classical("logistic_regression", "wine", run.path)  # records data and target in run.json
     result = export_run(run.path, "onnx", tmp_path / "wine.onnx")
     assert result.checked_on == "178 rows of the input table"
     assert result.differences["model"]["probabilities"] < TOLERANCE
@@ -94,7 +93,10 @@ def test_classical_check_rows_come_from_run_json(tmp_path):
 
 def test_classical_without_rows_is_written_unchecked(classical_run, tmp_path):
     pytest.importorskip("skl2onnx")
-    result = export_run(classical_run, "onnx", tmp_path / "tree.onnx")
+    run = shutil.copytree(classical_run, tmp_path / "run")
+    info = RunDirectory(run).info
+    RunDirectory(run).update(arguments={**info["arguments"], "data": None})
+    result = export_run(run, "onnx", tmp_path / "tree.onnx")
     assert result.differences == {} and "not checked" in result.checked_on
     assert (tmp_path / "tree.onnx").stat().st_size > 0
 
