@@ -1,7 +1,7 @@
 """Training throughput of the GAN, VAE and CycleGAN against plain keras.io-style references and PyTorch.
 
 Usage:  python benchmarks/throughput.py [--steps 40] [--rounds 3] [--models gan,vae,cyclegan]
-                                        [--skip 3] [--torch-threads N]
+                                        [--skip 3] [--bfloat16-steps N] [--torch-threads N]
 
 For each model, images (CycleGAN: image pairs) per second of ``fit`` on real
 data (MNIST subset; CycleGAN: USPS framed to 28x28 <-> MNIST), for
@@ -28,7 +28,10 @@ median of the per-round ratios against keras_bigml's defaults. Images per
 CPU-second (this process's user + system time) are printed too: on a loaded
 machine they show efficiency where wall time shows mostly the scheduler. The
 machine's matrix-multiply peak (float32 and bfloat16) and each model's FLOPs
-per training image give the achieved share of the peak.
+per training image give the achieved share of the peak, both per CPU-second.
+On a shared machine the wall-clock rates follow the share of the cores this
+process gets (a run can halve when another job takes a core); compare the
+ratios, and the per-CPU-second figures.
 """
 
 import argparse
@@ -44,7 +47,7 @@ import tensorflow as tf
 
 from keras_bigml.data import frame_digits
 from keras_bigml.generative import GAN, VAE, CycleGAN
-from keras_bigml.precision import choose_precision, fit_probe
+from keras_bigml.precision import bfloat16_cpu_features, choose_precision, cpu_flags, fit_probe
 
 try:
     import torch
@@ -54,23 +57,24 @@ except ImportError:
     torch = None
 
 BATCH = {"gan": 64, "vae": 128, "cyclegan": 16}
-# Keras notes that fit does not shuffle a tf.data.Dataset; PyTorch notes that padding="same" with an even
-# kernel pads a copy, as Keras's "same" does too.
+# Keras notes that fit does not shuffle a tf.data.Dataset (it is shuffled); PyTorch that padding="same"
+# with an even kernel pads a copy of the input (the PatchGAN's stride-1 4x4 layers pad 1 before, 2 after).
 warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
 warnings.filterwarnings("ignore", message="Using padding='same'")
 
 
 def matmul_peak(dtype, size=2048, repeats=20):
-    """GFLOP/s of a square matrix multiply in ``dtype``."""
+    """GFLOP per second and per CPU-second (this process's) of a square matrix multiply in ``dtype``."""
     a = tf.random.normal((size, size), dtype=tf.float32)
     a = tf.cast(a, dtype)
     multiply = tf.function(lambda x: tf.matmul(x, x))
     multiply(a).numpy()
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(repeats):
         result = multiply(a)
     result.numpy()
-    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+    flops = 2 * size**3 * repeats / 1e9
+    return flops / (time.perf_counter() - wall), flops / (time.process_time() - cpu)
 
 
 def forward_flops(model):
@@ -573,32 +577,34 @@ VARIANTS = (  # name, how to make it (kind, data) -> trainer
 TORCH_VARIANTS = {index for index, (name, _) in enumerate(VARIANTS) if name.startswith("PyTorch")}
 
 
-def time_rounds(trainers, steps, rounds):
-    """Interleaved rounds: per trainer, lists of (wall seconds, CPU seconds, load average) per round."""
-    times = {name: [] for name in trainers}
+def time_rounds(trainers, steps, rounds, batch):
+    """Interleaved rounds: per trainer, a list of (examples per second, per CPU-second, load average),
+    one per round; ``steps`` maps each trainer's name to its timed steps per round."""
+    rates = {name: [] for name in trainers}
     names = list(trainers)
     for round_index in range(rounds):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:  # rotate, so no variant always follows the same one
             wall, cpu = time.perf_counter(), time.process_time()
-            trainers[name].train(steps)
-            times[name].append((time.perf_counter() - wall, time.process_time() - cpu, common.load_average()))
-    return times
+            trainers[name].train(steps[name])
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            rates[name].append((steps[name] * batch / wall, steps[name] * batch / cpu, common.load_average()))
+    return rates
 
 
-def report(kind, trainers, times, steps, peak):
-    """Print one line per variant: medians over rounds, spreads, ratios, share of the peak."""
-    examples = steps * BATCH[kind]
+def report(kind, trainers, rates, peak):
+    """Print one line per variant: medians over rounds, spreads, ratios, and the share of the matmul
+    peak, both per CPU-second (so that other work on the machine does not change the share)."""
     flops = training_flops(kind, trainers[DEFAULTS].ours) if DEFAULTS in trainers else None
-    rate = {name: [examples / wall for wall, _, _ in values] for name, values in times.items()}
-    for name, values in times.items():
+    rate = {name: [wall for wall, _, _ in values] for name, values in rates.items()}
+    for name, values in rates.items():
         median, low, high = common.median_and_spread(rate[name])
-        per_cpu = common.median_and_spread([examples / cpu for _, cpu, _ in values])[0]
+        per_cpu = common.median_and_spread([cpu for _, cpu, _ in values])[0]
         ratio = ""
         if DEFAULTS in rate:
             ratios = [ours / theirs for ours, theirs in zip(rate[name], rate[DEFAULTS])]
             ratio = "{:.2f} ({:.2f}-{:.2f})".format(*common.median_and_spread(ratios))
-        share = f"{100 * median * flops / 1e9 / peak:5.0f}%" if flops else ""
+        share = f"{100 * per_cpu * flops / 1e9 / peak:5.0f}%" if flops else ""
         loads = "-".join(f"{load:.1f}" for _, _, load in values)
         print(f"{kind:9s} {name:36s} {median:8.0f} {low:6.0f}-{high:<6.0f} {per_cpu:8.0f} {ratio:>17s} "
               f"{share:>6s}  {loads}", flush=True)
@@ -632,6 +638,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (at least 3 for a median)")
     parser.add_argument("--models", default="gan,vae,cyclegan")
     parser.add_argument("--skip", default="", help="comma-separated variant numbers to skip (0-7), 3 for XLA")
+    parser.add_argument("--bfloat16-steps", type=int, default=None,
+                        help="timed steps of the bfloat16 variants (default: --steps where the CPU computes "
+                             "bfloat16 natively, else a fifth of it: emulated bfloat16 is 3-10x slower)")
     parser.add_argument("--torch-threads", type=int, default=None,
                         help="PyTorch's intra-op threads (default: the cores TensorFlow uses)")
     args = parser.parse_args()
@@ -650,17 +659,20 @@ def main():
         threads += f"; PyTorch {torch.__version__}: {torch.get_num_threads()} threads"
     print(threads)
     peaks = {dtype: matmul_peak(dtype) for dtype in (tf.float32, tf.bfloat16)}
-    print(f"matmul peak: float32 {peaks[tf.float32]:.0f} GFLOP/s, bfloat16 {peaks[tf.bfloat16]:.0f} GFLOP/s; "
-          f"load average {common.load_average():.1f}")
-    print(f"{args.rounds} interleaved rounds of {args.steps} steps; median, lowest-highest, per CPU-second, "
-          "ratio to defaults (median of rounds, range), share of float32 peak, load average per round")
+    print("matmul peak: float32 {:.0f} GFLOP/s ({:.0f} per CPU-second), bfloat16 {:.0f} ({:.0f}); "
+          "load average {:.1f}".format(*peaks[tf.float32], *peaks[tf.bfloat16], common.load_average()))
+    native = bfloat16_cpu_features(cpu_flags())
+    bfloat16_steps = args.bfloat16_steps or (args.steps if native else max(2, args.steps // 5))
+    print(f"{args.rounds} interleaved rounds of {args.steps} steps ({bfloat16_steps} for bfloat16): median "
+          "per second, lowest-highest, per CPU-second, ratio to defaults (median of the rounds' ratios, "
+          "range), share of the float32 matmul peak per CPU-second, load average after each round")
     print(f"{'model':9s} {'variant':36s} {'per s':>8s} {'range':13s} {'per CPU-s':>8s} {'vs defaults':>17s} "
           f"{'peak':>6s}  load")
     for kind in args.models.split(","):
         trainers = {name: make(kind, data) for index, (name, make) in enumerate(VARIANTS)
                     if index not in skipped}
-        times = time_rounds(trainers, args.steps, args.rounds)
-        report(kind, trainers, times, args.steps, peaks[tf.float32])
+        steps = {name: bfloat16_steps if "bfloat16" in name else args.steps for name in trainers}
+        report(kind, trainers, time_rounds(trainers, steps, args.rounds, BATCH[kind]), peaks[tf.float32][1])
         del trainers
 
 
