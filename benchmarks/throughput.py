@@ -612,24 +612,27 @@ def report(kind, trainers, rates, peak):
         if choice is not None:
             print(f"{'':9s}   auto chose {choice.policy}: {choice.reason}")
     if DEFAULTS in rate:
-        summary = []
+        cpu_rate = {name: [cpu for _, cpu, _ in values] for name, values in rates.items()}
         torch_names = [name for name in rate if name.startswith("PyTorch")]
         for label, ours, theirs in (
-            ("defaults / PyTorch float32", [DEFAULTS], ["PyTorch float32"]),
-            ("best precision / best PyTorch precision",
+            ("", [DEFAULTS], ["PyTorch float32"]),
+            ("best against best: ",
              [DEFAULTS, "keras_bigml + mixed_bfloat16", "keras_bigml + precision auto"], torch_names),
-            ("precision auto / defaults", ["keras_bigml + precision auto"], [DEFAULTS]),
+            ("", ["keras_bigml + precision auto"], [DEFAULTS]),
         ):
             ours, theirs = [n for n in ours if n in rate], [n for n in theirs if n in rate]
             if ours and theirs:
-                summary.append(f"{label} {_best(rate, ours) / _best(rate, theirs):.2f}x")
-        if summary:
-            print(f"{kind:9s}   " + "; ".join(summary), flush=True)
+                ours, theirs = _best(rate, ours), _best(rate, theirs)
+                per_second = common.median_and_spread([a / b for a, b in zip(rate[ours], rate[theirs])])
+                per_cpu = common.median_and_spread([a / b for a, b in zip(cpu_rate[ours], cpu_rate[theirs])])
+                print(f"{kind:9s}   {label}{ours} / {theirs}: "
+                      "{:.2f}x ({:.2f}-{:.2f}) per second, {:.2f}x ({:.2f}-{:.2f}) per CPU-second".format(
+                          *per_second, *per_cpu), flush=True)
 
 
 def _best(rate, names):
-    """The highest median rate among ``names``."""
-    return max(common.median_and_spread(rate[name])[0] for name in names)
+    """The name with the highest median rate among ``names``."""
+    return max(names, key=lambda name: common.median_and_spread(rate[name])[0])
 
 
 def main():
