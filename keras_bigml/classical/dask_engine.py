@@ -17,6 +17,7 @@ Faults end in `keras_bigml.errors.EngineError` with one line: an unreachable
 scheduler, a worker lost during training (killed, or out of memory).
 """
 
+import logging
 import os
 import threading
 import time
@@ -87,9 +88,9 @@ class DaskEngine:
         As for `OutOfCoreEngine`.
     address : str, optional
         A running scheduler (``"tcp://host:8786"``). Without it a ``LocalCluster`` of
-        ``n_workers`` processes (one thread each) starts, each with a memory limit of
-        an equal share of what this machine (or this process's memory cgroup)
-        leaves beside the client, and stops when the engine closes.
+        ``n_workers`` processes (one thread each) starts, with memory limits that fit
+        this machine or this process's memory cgroup (`worker_memory_limit`), and stops
+        when the engine closes.
     n_workers : int, optional
         Size of the local cluster (default: the number of cores, at most 4).
     progress : bool
@@ -111,11 +112,10 @@ class DaskEngine:
         self.cluster = None
         if address is None:
             n_workers = n_workers or max(1, min(4, os.cpu_count() or 1))
-            spare = machine_memory() - psutil_rss()
             with dask.config.set(MEMORY_CONFIG):
                 self.cluster = LocalCluster(
                     n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                    memory_limit=max(spare // n_workers, 256 << 20),
+                    memory_limit=worker_memory_limit(n_workers), silence_logs=logging.CRITICAL,
                 )
             address = self.cluster
         try:
@@ -169,6 +169,7 @@ class DaskEngine:
     def stats(self):
         stats = self._map(_part_stats, "statistics", self.table, self.target, self.split, merge=_merge_stats)
         stats.parts = len(self.table.parts)
+        self.part_train_rows = stats.part_train_rows  # the blocks' lengths for dask-ml
         return stats
 
     def _share_frame(self, share, prep, classes, parts=None):
@@ -227,12 +228,7 @@ class DaskEngine:
             except BaseException as error:  # handed to the caller's thread
                 outcome["error"] = error
 
-        thread = threading.Thread(target=run, name="keras_bigml-dask-train", daemon=True)
-        thread.start()
-        while thread.is_alive():
-            thread.join(WATCH_SECONDS)
-            if not thread.is_alive():
-                break
+        def check_workers():
             try:
                 now = set(self.client.scheduler_info(n_workers=-1)["workers"])
             except Exception:  # the scheduler itself is gone
@@ -240,14 +236,24 @@ class DaskEngine:
             if not workers <= now:
                 lost = ", ".join(sorted(workers - now))
                 raise EngineError(describe_lost_worker("training", f"worker {lost} left", self._nanny_logs()))
+
+        thread = threading.Thread(target=run, name="keras_bigml-dask-train", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(WATCH_SECONDS)
+            if thread.is_alive():
+                check_workers()
         if "error" in outcome:
+            # The survivors' collective calls fail as soon as a peer goes: say which went.
+            time.sleep(2 * WATCH_SECONDS)  # the scheduler notices a lost worker within a heartbeat
+            check_workers()
             raise outcome["error"]
         return outcome["result"]
 
     def fit_linear(self, learners, prep, classes, epochs, seed=0):
         from dask_ml.wrappers import Incremental
 
-        counts = self._map(_part_rows_count, "row counts", self.table, self.split, "train")
+        counts = [self.part_train_rows[part.index] for part in self.table.parts]
         # Incremental hands each block to partial_fit, which refuses empty ones.
         parts = [part for part, count in zip(self.table.parts, counts, strict=True) if count]
         lengths = [count for count in counts if count]
@@ -286,8 +292,9 @@ class DaskEngine:
         if isinstance(error, KerasBigMLError):
             return error
         text = _short(error)
-        lost = isinstance(error, (KilledWorker, CommClosedError)) or any(
-            marker in text for marker in ("Allreduce", "allreduce", "Connection reset", "worker", "Worker"))
+        markers = ("allreduce", "allgather", "broadcast", "ring ", "poll error", "socket", "connection reset",
+                   "worker")
+        lost = isinstance(error, (KilledWorker, CommClosedError)) or any(m in text.lower() for m in markers)
         if not lost:
             return error
         return EngineError(describe_lost_worker(what, text, self._nanny_logs()))
@@ -322,15 +329,24 @@ def describe_lost_worker(what, error_text, nanny_logs=""):
     )
 
 
-def psutil_rss():
-    import psutil
+def worker_memory_limit(n_workers):
+    """Each local worker's memory limit: what this machine (or its memory cgroup) has.
 
-    return psutil.Process().memory_info().rss
+    Not an equal share: a worker's resident memory counts the library pages it maps
+    (about 150 MB with xgboost.dask), which the kernel shares and can drop, and the
+    workers' loads differ from the client's. Measured on the 4M-row benchmark under a
+    1.5 GiB cgroup: with shares of 768 MB the nanny restarted a worker at 730 MB, while
+    without that the job finished with 710 MB per worker and 1341 MB for everything. So
+    the nanny stops only a worker that alone nears the machine's memory; beyond that the
+    kernel's out-of-memory killer stops one, and `describe_lost_worker` says so.
+    """
+    return max(machine_memory(), 256 << 20)
 
 
 def _short(error):
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text[:200]
+    """The first lines of an error's message, on one line (XGBoost's carry a native stack trace)."""
+    text = str(error).split("Stack trace:")[0]
+    return (" ".join(text.split()) or type(error).__name__)[:200]
 
 
 def _worker_peak_mb():
@@ -356,6 +372,7 @@ def _part_stats(part, table, target, split):
     stats = TableStats(table.meta, target)
     for block, start, frame in table.batches(part):
         stats.update(frame, split.masks(split.draws(block, start, len(frame)))["train"], part.path)
+    stats.part_train_rows[part.index] = stats.train_rows
     return stats
 
 
@@ -373,9 +390,6 @@ def _part_rows(part, table, target, split, share, prep, classes, names):
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
-def _part_rows_count(part, table, split, share):
-    return sum(int(split.masks(split.draws(block, start, len(frame)))[share].sum())
-               for block, start, frame in table.batches(part, columns=[table.columns[0]]))
 
 
 def _part_reports(part, table, target, split, models, shares, probabilities):

@@ -148,6 +148,7 @@ class TableStats:
         self.rows = 0
         self.train_rows = 0
         self.parts = 0
+        self.part_train_rows = {}  # part index -> training rows, filled by the engines
         n = len(self.numeric)
         self.present = np.zeros(len(self.features), dtype=np.int64)
         self.infinite = np.zeros(n, dtype=np.int64)
@@ -225,6 +226,7 @@ class TableStats:
         self.rows += other.rows
         self.train_rows += other.train_rows
         self.parts += other.parts
+        self.part_train_rows.update(other.part_train_rows)
         self.present += other.present
         self.infinite += other.infinite
         self._merge_moments(other.count, other.mean_, other.m2)
