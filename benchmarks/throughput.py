@@ -630,6 +630,18 @@ def report(kind, trainers, rates, peak):
                           *per_second, *per_cpu), flush=True)
 
 
+def onednn_status():
+    """Whether TensorFlow runs its oneDNN kernels: by default only on CPUs with AVX512_VNNI, AVX512_BF16,
+    AVX_VNNI or AMX; elsewhere convolutions are Eigen's (TF_ENABLE_ONEDNN_OPTS=1 turns oneDNN on)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:  # a private module: say so rather than guess
+        return "oneDNN kernels: unknown"
+    setting = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default for this CPU")
+    state = "on" if _pywrap_util_port.IsMklEnabled() else "off"
+    return f"oneDNN kernels {state} (TF_ENABLE_ONEDNN_OPTS {setting})"
+
+
 def _best(rate, names):
     """The name with the highest median rate among ``names``."""
     return max(names, key=lambda name: common.median_and_spread(rate[name])[0])
@@ -653,7 +665,7 @@ def main():
     print(common.machine_line())
     intra = tf.config.threading.get_intra_op_parallelism_threads() or cores
     inter = tf.config.threading.get_inter_op_parallelism_threads() or cores
-    threads = f"TensorFlow {tf.__version__}: intra-op {intra}, inter-op {inter} threads"
+    threads = f"TensorFlow {tf.__version__}: intra-op {intra}, inter-op {inter} threads, {onednn_status()}"
     if torch is None:
         skipped |= TORCH_VARIANTS
         threads += "; PyTorch not installed, its rows skipped"
