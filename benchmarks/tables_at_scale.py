@@ -13,7 +13,8 @@ the cgroup's peak (``memory.max_usage_in_bytes``: anonymous memory plus page cac
 largest anonymous memory, and the test ROC AUC. Then:
 
 1. every engine and algorithm on 4M rows (out of core on the one file, Dask on the 8 parts);
-2. the memory engine at 250k and 1M rows, and the scaled engines' AUC against it at 1M;
+2. the memory engine at 250k and 1M rows, and the scaled engines' AUC against it at 1M (the same
+   model: ``MEMORY_PARAMS`` are XGBoost's ``PARAMS`` in HistGradientBoosting's names);
 3. out-of-core gradient boosting at 250k, 1M and 4M rows: how its memory grows with the rows;
 4. the same work done directly with XGBoost (external memory; xgboost.dask) and dask-ml
    (Incremental SGD, and the alternatives for Dask's linear models: dask-ml's
@@ -41,6 +42,11 @@ ROW_GROUP = 250_000
 FEATURES = 20
 SEED = 0
 PARAMS = {"n_estimators": 100, "max_depth": 6, "learning_rate": 0.3}  # XGBoost's defaults, 100 rounds
+# The same model for scikit-learn's HistGradientBoosting (the memory engine): 100 rounds at 0.3, trees of
+# depth 6 with no leaf limit, no early stopping (its own default holds out a tenth above 10,000 rows).
+MEMORY_PARAMS = {"max_iter": 100, "learning_rate": 0.3, "max_depth": 6, "max_leaf_nodes": None,
+                 "early_stopping": False}
+TIMEOUT = 3600  # seconds per measured run; set with --timeout
 ALGORITHMS = ("gradient_boosting", "random_forest", "decision_tree", "logistic_regression", "svm")
 
 
@@ -240,26 +246,41 @@ def dask_parts(folder):
     return dd.from_map(read, list(enumerate(files)))
 
 
-def job_direct_xgboost_dask(job):
-    import xgboost.dask
+def on_dask_parts(job, train_and_score):
+    """Run ``train_and_score(client, train, test, features) -> test scores`` on a fresh local cluster
+    over the job's parts; return the test AUC and each worker's peak memory."""
     from sklearn.metrics import roc_auc_score
 
     cluster, client = local_cluster()
     frame = dask_parts(job["source"])
-    train = frame[~frame["test"]]
     features = [f"x{i}" for i in range(FEATURES)]
-    matrix = xgboost.dask.DaskQuantileDMatrix(client, train[features], train["target"], max_bin=256)
-    params = {"objective": "binary:logistic", "tree_method": "hist", "max_depth": 6, "learning_rate": 0.3,
-              "seed": SEED}
-    output = xgboost.dask.train(client, params, matrix, 100)
-    del matrix
     test = frame[frame["test"]]
-    scores = xgboost.dask.inplace_predict(client, output["booster"], test[features]).compute()
+    scores = train_and_score(client, frame[~frame["test"]], test, features)
     auc = float(roc_auc_score(test["target"].compute(), scores))
     workers = {k: round(v, 1) for k, v in client.run(lambda: vm_hwm_mb()).items()}
     client.close()
     cluster.close()
     return {"auc": auc, "workers_mb": workers}
+
+
+def dask_arrays(frame, features):
+    """Features and target of a Dask frame as Dask arrays with known chunk sizes."""
+    lengths = frame.map_partitions(len).compute().tolist()
+    return frame[features].to_dask_array(lengths=lengths), frame["target"].to_dask_array(lengths=lengths)
+
+
+def job_direct_xgboost_dask(job):
+    import xgboost.dask
+
+    def train_and_score(client, train, test, features):
+        matrix = xgboost.dask.DaskQuantileDMatrix(client, train[features], train["target"], max_bin=256)
+        params = {"objective": "binary:logistic", "tree_method": "hist", "max_depth": 6, "learning_rate": 0.3,
+                  "seed": SEED}
+        output = xgboost.dask.train(client, params, matrix, 100)
+        del matrix
+        return xgboost.dask.inplace_predict(client, output["booster"], test[features]).compute()
+
+    return on_dask_parts(job, train_and_score)
 
 
 def job_direct_incremental(job):
@@ -268,76 +289,44 @@ def job_direct_incremental(job):
     from dask_ml.preprocessing import StandardScaler
     from dask_ml.wrappers import Incremental
     from sklearn.linear_model import SGDClassifier
-    from sklearn.metrics import roc_auc_score
 
-    cluster, client = local_cluster()
-    frame = dask_parts(job["source"])
-    features = [f"x{i}" for i in range(FEATURES)]
-    train = frame[~frame["test"]]
-    lengths = train.map_partitions(len).compute().tolist()
-    X = train[features].to_dask_array(lengths=lengths)
-    y = train["target"].to_dask_array(lengths=lengths)
-    scaler = StandardScaler().fit(X)
-    model = Incremental(SGDClassifier(loss="log_loss", average=True, random_state=SEED), shuffle_blocks=True,
-                        random_state=SEED)
-    model.fit(scaler.transform(X), y, classes=np.array([0, 1]))
-    test = frame[frame["test"]]
-    test_lengths = test.map_partitions(len).compute().tolist()
-    X_test = scaler.transform(test[features].to_dask_array(lengths=test_lengths))
-    scores = model.predict_proba(X_test)[:, 1].compute()
-    auc = float(roc_auc_score(test["target"].compute(), scores))
-    workers = {k: round(v, 1) for k, v in client.run(lambda: vm_hwm_mb()).items()}
-    client.close()
-    cluster.close()
-    return {"auc": auc, "workers_mb": workers}
+    def train_and_score(client, train, test, features):
+        X, y = dask_arrays(train, features)
+        scaler = StandardScaler().fit(X)
+        model = Incremental(SGDClassifier(loss="log_loss", average=True, random_state=SEED), shuffle_blocks=True,
+                            random_state=SEED)
+        model.fit(scaler.transform(X), y, classes=np.array([0, 1]))
+        return model.predict_proba(scaler.transform(dask_arrays(test, features)[0]))[:, 1].compute()
+
+    return on_dask_parts(job, train_and_score)
 
 
 def job_alternative_lbfgs(job):
     """dask-ml's LogisticRegression (lbfgs) on standardized persisted partitions."""
     from dask_ml.linear_model import LogisticRegression
     from dask_ml.preprocessing import StandardScaler
-    from sklearn.metrics import roc_auc_score
 
-    cluster, client = local_cluster()
-    frame = dask_parts(job["source"])
-    features = [f"x{i}" for i in range(FEATURES)]
-    train = frame[~frame["test"]]
-    lengths = train.map_partitions(len).compute().tolist()
-    X = train[features].to_dask_array(lengths=lengths)
-    y = train["target"].to_dask_array(lengths=lengths)
-    scaler = StandardScaler().fit(X)
-    X = scaler.transform(X).persist()
-    model = LogisticRegression(solver="lbfgs", max_iter=100).fit(X, y.persist())
-    test = frame[frame["test"]]
-    test_lengths = test.map_partitions(len).compute().tolist()
-    scores = model.predict_proba(scaler.transform(test[features].to_dask_array(lengths=test_lengths)))
-    auc = float(roc_auc_score(test["target"].compute(), scores.compute()))
-    workers = {k: round(v, 1) for k, v in client.run(lambda: vm_hwm_mb()).items()}
-    client.close()
-    cluster.close()
-    return {"auc": auc, "workers_mb": workers}
+    def train_and_score(client, train, test, features):
+        X, y = dask_arrays(train, features)
+        scaler = StandardScaler().fit(X)
+        model = LogisticRegression(solver="lbfgs", max_iter=100).fit(scaler.transform(X).persist(), y.persist())
+        return model.predict_proba(scaler.transform(dask_arrays(test, features)[0])).compute()
+
+    return on_dask_parts(job, train_and_score)
 
 
 def job_alternative_gblinear(job):
     """XGBoost's linear booster on Dask (the whole table in the workers' memory, as for trees)."""
     import xgboost.dask
-    from sklearn.metrics import roc_auc_score
 
-    cluster, client = local_cluster()
-    frame = dask_parts(job["source"])
-    features = [f"x{i}" for i in range(FEATURES)]
-    train = frame[~frame["test"]]
-    matrix = xgboost.dask.DaskDMatrix(client, train[features], train["target"])
-    output = xgboost.dask.train(client, {"objective": "binary:logistic", "booster": "gblinear",
-                                         "updater": "coord_descent", "learning_rate": 0.5}, matrix, 50)
-    del matrix
-    test = frame[frame["test"]]
-    scores = xgboost.dask.inplace_predict(client, output["booster"], test[features]).compute()
-    auc = float(roc_auc_score(test["target"].compute(), scores))
-    workers = {k: round(v, 1) for k, v in client.run(lambda: vm_hwm_mb()).items()}
-    client.close()
-    cluster.close()
-    return {"auc": auc, "workers_mb": workers}
+    def train_and_score(client, train, test, features):
+        matrix = xgboost.dask.DaskDMatrix(client, train[features], train["target"])
+        output = xgboost.dask.train(client, {"objective": "binary:logistic", "booster": "gblinear",
+                                             "updater": "coord_descent", "learning_rate": 0.5}, matrix, 50)
+        del matrix
+        return xgboost.dask.inplace_predict(client, output["booster"], test[features]).compute()
+
+    return on_dask_parts(job, train_and_score)
 
 
 def job_exact_auc(job):
@@ -384,7 +373,7 @@ def can_cap():
         "/sys/fs/cgroup/memory", os.W_OK)
 
 
-def run(job, cap_mb, label):
+def run(job, cap_mb, label, timeout=None):
     """Run ``job`` in a fresh process (capped when possible); return its measurements."""
     command = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(job)]
     capped = cap_mb and can_cap()
@@ -392,7 +381,11 @@ def run(job, cap_mb, label):
         command = [CAPPED, str(cap_mb)] + command
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout or TIMEOUT)
+    except subprocess.TimeoutExpired as expired:
+        done = subprocess.CompletedProcess(command, -9, expired.stdout or "",
+                                           f"timed out after {expired.timeout:.0f} s (error)")
     result = {"label": label, "exit": done.returncode, "outer_s": round(time.perf_counter() - start, 1)}
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -457,6 +450,7 @@ def versions():
 
 
 def main():
+    global TIMEOUT
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, default=4_000_000)
@@ -465,6 +459,7 @@ def main():
     parser.add_argument("--cap-mb", type=int, default=1536)
     parser.add_argument("--predict-cap-mb", type=int, default=768)
     parser.add_argument("--algorithms", default=",".join(ALGORITHMS))
+    parser.add_argument("--timeout", type=int, default=TIMEOUT, help="seconds per run (default: %(default)s)")
     parser.add_argument("--skip", default="", help="comma-separated: engines, memory, scaling, references, "
                         "alternatives, exact, predict")
     args = parser.parse_args()
@@ -472,6 +467,7 @@ def main():
         child(json.loads(args.child))
         return
     skip = set(filter(None, args.skip.split(",")))
+    TIMEOUT = args.timeout
     print(machine())
     print(versions())
     print("memory cap:", f"{args.cap_mb} MB via {CAPPED}" if can_cap() else
@@ -500,7 +496,8 @@ def main():
     if "memory" not in skip:
         print("\n== 2. the memory engine where it survives, and the scaled engines beside it at 1M rows")
         for size in sizes:
-            train("memory", "gradient_boosting", paths[size], f"memory gradient_boosting {size}")
+            label = f"memory gradient_boosting {size}"
+            train("memory", "gradient_boosting", paths[size], label, MEMORY_PARAMS)
         if 1_000_000 in paths:
             for engine in ("out_of_core", "dask"):
                 label = f"{engine} gradient_boosting 1000000"

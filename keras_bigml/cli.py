@@ -209,7 +209,8 @@ def _quickstart(args):
     from keras_bigml.workflows.quickstart import quickstart
 
     result = quickstart(args.out, args.epochs, overwrite=args.overwrite)
-    for run in (result.vae, result.cgan, result.random_forest):
+    for name, run in (("VAE", result.vae), ("conditional GAN", result.cgan), ("random forest", result.random_forest)):
+        print(f"Wrote the {name} run:")
         print_paths(run.paths)
 
 

@@ -3,6 +3,7 @@
 import contextlib
 import os
 import shutil
+import socket
 import tempfile
 
 
@@ -48,3 +49,35 @@ def _replace(new, path):
     os.replace(new, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def process_alive(pid, host=None):
+    """Whether process ``pid`` still runs. A process on another ``host`` cannot be checked from
+    here, so it counts as running; a pid that is not a positive integer does not.
+
+    >>> process_alive(os.getpid()), process_alive(None), process_alive(1, host="elsewhere")
+    (True, False, True)
+    """
+    if host is not None and host != socket.gethostname():
+        return True
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by another user
+    return True
+
+
+def plain_value(value):
+    """A NumPy scalar as the Python number JSON can write, in a dict its values; others unchanged.
+
+    >>> import numpy as np
+    >>> plain_value(np.float32(0.5)), plain_value("gini"), plain_value({"max_depth": np.int64(3)})
+    (0.5, 'gini', {'max_depth': 3})
+    """
+    if isinstance(value, dict):
+        return {key: plain_value(item) for key, item in value.items()}
+    return value.item() if hasattr(value, "item") else value

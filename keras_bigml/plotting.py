@@ -54,7 +54,7 @@ def save_confusion_matrix(matrix, classes, path):
     """Confusion matrix heat map with counts (rows: true class, columns: predicted)."""
     matrix = np.asarray(matrix)
     size = max(4.0, 0.5 * len(classes) + 2)
-    fig, ax = _figure((size, size))
+    fig, ax = new_figure((size, size))
     ax.imshow(matrix, cmap="Blues")
     ticks = range(len(classes))
     ax.set_xticks(ticks, [str(c) for c in classes], rotation=45)
@@ -64,14 +64,14 @@ def save_confusion_matrix(matrix, classes, path):
         ax.text(col, row, str(count), ha="center", va="center", color="white" if dark else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def save_roc_curve(y_true, probabilities, classes, path):
     """ROC curve per class (one-vs-rest) with its area under the curve."""
     from sklearn.metrics import auc, roc_curve
 
-    fig, ax = _figure((5, 5))
+    fig, ax = new_figure((5, 5))
     y_true = np.asarray(y_true)
     shown = classes[1:] if len(classes) == 2 else classes
     for cls in shown:
@@ -82,28 +82,28 @@ def save_roc_curve(y_true, probabilities, classes, path):
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     ax.legend(loc="lower right", fontsize="small")
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def save_predicted_vs_true(y_true, y_predicted, path):
     """Scatter of predictions against true values, with the identity line."""
-    fig, ax = _figure((5, 5))
+    fig, ax = new_figure((5, 5))
     ax.scatter(y_true, y_predicted, s=8, alpha=0.6)
     low = min(np.min(y_true), np.min(y_predicted))
     high = max(np.max(y_true), np.max(y_predicted))
     ax.plot([low, high], [low, high], "k--", linewidth=0.8)
     ax.set_xlabel("true")
     ax.set_ylabel("predicted")
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def save_feature_importance(names, importances, path, top=20):
     """Horizontal bars of the ``top`` most important features."""
     order = np.argsort(importances)[::-1][:top][::-1]
-    fig, ax = _figure((6, 0.3 * len(order) + 1.5))
+    fig, ax = new_figure((6, 0.3 * len(order) + 1.5))
     ax.barh([str(names[i]) for i in order], np.asarray(importances)[order])
     ax.set_xlabel("importance")
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def save_latent_map(coordinates, labels, grid_images, grid_size, extent, path):
@@ -128,10 +128,10 @@ def save_latent_map(coordinates, labels, grid_images, grid_size, extent, path):
     grid = image_grid(grid_images, ncols=grid_size, padding=0)
     grid_axes.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", extent=extent, aspect="auto")
     grid_axes.set_title("decoded over the same plane")
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
-def _figure(figsize):
+def new_figure(figsize):
     """A figure outside pyplot: no global state, no backend switch (notebooks keep theirs)."""
     from matplotlib.figure import Figure
 
@@ -139,7 +139,8 @@ def _figure(figsize):
     return fig, fig.subplots()
 
 
-def _save_figure(fig, path):
+def save_figure(fig, path):
+    """Lay out ``fig`` and write it as a PNG at ``path`` atomically; return the path."""
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=100)

@@ -35,7 +35,7 @@ from collections.abc import Iterator, Mapping
 
 from keras_bigml.checks import positive_int
 from keras_bigml.errors import ConfigError, ModelFileError, RunError, UntrustedFileError
-from keras_bigml.files import atomic_path
+from keras_bigml.files import atomic_path, process_alive
 
 RUN_FILE = "run.json"
 LOCK_FILE = "run.lock"
@@ -141,7 +141,7 @@ class RunDirectory:
                 descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
                 holder = _read_lock(path)
-                if holder is not None and _alive(holder):
+                if holder is not None and process_alive(*holder):
                     raise RunError(
                         f"{self.path} is in use by process {holder[0]} on {holder[1]}: wait for it to end, "
                         "or write to another directory."
@@ -365,19 +365,6 @@ def _read_lock(path):
         return int(pid), host
     except (OSError, ValueError):
         return None
-
-
-def _alive(holder):
-    pid, host = holder
-    if host != socket.gethostname():
-        return True  # another machine's process: it cannot be checked from here, so assume it runs
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _now():

@@ -50,7 +50,9 @@ def test_quickstart_runs_offline_with_few_epochs(tmp_path, capsys):
     assert (tmp_path / "vae" / "saved_model" / "saved_model.pb").exists()
     assert (tmp_path / "random_forest" / "report.json").exists()
     assert (tmp_path / "cgan" / "samples.png").exists()
-    assert "Wrote" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Wrote the VAE run:" in out and "Wrote the random forest run:" in out
+    assert str(tmp_path / "random_forest" / "report.html") in out
 
 
 def test_bad_input_gives_one_clear_line(tmp_path, capsys):

@@ -55,27 +55,14 @@ def machine_memory():
     import distributed.system
 
     limit = distributed.system.MEMORY_LIMIT
-    try:
-        with open("/proc/self/cgroup") as file:
-            lines = file.read().splitlines()
-    except OSError:
-        return limit
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if "memory" in controllers.split(","):
-            candidates = [f"/sys/fs/cgroup/memory{path}/memory.limit_in_bytes"]
-        elif controllers == "":
-            candidates = [f"/sys/fs/cgroup{path}/memory.max"]
-        else:
+    for candidate in memory_cgroup_files("memory.limit_in_bytes", "memory.max"):
+        try:
+            with open(candidate) as file:
+                value = file.read().strip()
+        except OSError:
             continue
-        for candidate in candidates:
-            try:
-                with open(candidate) as file:
-                    value = file.read().strip()
-            except OSError:
-                continue
-            if value.isdigit() and 0 < int(value) < limit:
-                limit = int(value)
+        if value.isdigit() and 0 < int(value) < limit:
+            limit = int(value)
     return limit
 
 
@@ -110,6 +97,7 @@ class DaskEngine:
         self.split = split
         self.progress = progress
         self.cluster = None
+        self._oom_kills = oom_kills()
         if address is None:
             n_workers = n_workers or max(1, min(4, os.cpu_count() or 1))
             with dask.config.set(MEMORY_CONFIG):
@@ -235,7 +223,8 @@ class DaskEngine:
                 now = set()
             if not workers <= now:
                 lost = ", ".join(sorted(workers - now))
-                raise EngineError(describe_lost_worker("training", f"worker {lost} left", self._nanny_logs()))
+                raise EngineError(describe_lost_worker("training", f"worker {lost} left", self._nanny_logs(),
+                                                       self._killed_for_memory()))
 
         thread = threading.Thread(target=run, name="keras_bigml-dask-train", daemon=True)
         thread.start()
@@ -297,7 +286,14 @@ class DaskEngine:
         lost = isinstance(error, (KilledWorker, CommClosedError)) or any(m in text.lower() for m in markers)
         if not lost:
             return error
-        return EngineError(describe_lost_worker(what, text, self._nanny_logs()))
+        return EngineError(describe_lost_worker(what, text, self._nanny_logs(), self._killed_for_memory()))
+
+    def _killed_for_memory(self):
+        """Whether the kernel killed a process of this memory cgroup for memory since the engine started
+        (local clusters only: a remote cluster's workers are in other cgroups)."""
+        if self.cluster is None or self._oom_kills is None:
+            return False
+        return (oom_kills() or 0) > self._oom_kills
 
     def _nanny_logs(self):
         try:
@@ -307,26 +303,60 @@ class DaskEngine:
         return "\n".join(message for entries in logs.values() for _, message in entries)
 
 
-def describe_lost_worker(what, error_text, nanny_logs=""):
-    """One line for a worker lost during ``what``, from the error and the nannies' logs.
+def describe_lost_worker(what, error_text, nanny_logs="", out_of_memory=False):
+    """One line for a worker lost during ``what``, from the error, the nannies' logs, and whether
+    the kernel killed a process for memory meanwhile (``out_of_memory``, see `oom_kills`).
 
     >>> describe_lost_worker("training", "Ring Allreduce failed",
     ...                      "Worker tcp://127.0.0.1:4 (pid=9) exceeded 95% memory budget. Restarting...")
     ... # doctest: +ELLIPSIS
     'A Dask worker ran out of memory during training (exceeded 95% memory budget); ...'
     """
+    advice = ("the run is not finished: give the workers more memory, or use more workers or more, smaller "
+              "partitions, then run the command again.")
     if "memory budget" in nanny_logs or "MemoryError" in error_text:
-        return (
-            f"A Dask worker ran out of memory during {what} (exceeded 95% memory budget); the run is not "
-            "finished: give the workers more memory, or use more workers or more, smaller partitions, "
-            "then run the command again."
-        )
+        return f"A Dask worker ran out of memory during {what} (exceeded 95% memory budget); {advice}"
+    if out_of_memory:
+        return (f"A Dask worker was killed by the kernel for lack of memory during {what} ({error_text}); "
+                f"{advice}")
     killed = "killed by signal" in nanny_logs
     how = "was killed (by a signal: often the kernel's out-of-memory killer)" if killed else "was lost"
     return (
         f"A Dask worker {how} during {what} ({error_text}); the run is not finished: run the same command "
         "again, and if workers run out of memory give them more, or the table more partitions."
     )
+
+
+def oom_kills():
+    """Processes the kernel has killed for memory in this process's memory cgroup, or None if unknown."""
+    for candidate in memory_cgroup_files("memory.oom_control", "memory.events"):
+        try:
+            with open(candidate) as file:
+                for entry in file:
+                    name, _, value = entry.partition(" ")
+                    if name == "oom_kill":
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def memory_cgroup_files(v1_name, v2_name):
+    """Paths of this process's memory cgroup file: ``v1_name`` under cgroup v1's memory controller,
+    ``v2_name`` under cgroup v2 (none when ``/proc/self/cgroup`` cannot be read)."""
+    try:
+        with open("/proc/self/cgroup") as file:
+            lines = file.read().splitlines()
+    except OSError:
+        return []
+    paths = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            paths.append(f"/sys/fs/cgroup/memory{path}/{v1_name}")
+        elif controllers == "":
+            paths.append(f"/sys/fs/cgroup{path}/{v2_name}")
+    return paths
 
 
 def worker_memory_limit(n_workers):
@@ -377,19 +407,31 @@ def _part_stats(part, table, target, split):
 
 
 def _part_rows(part, table, target, split, share, prep, classes, names):
-    """One partition's rows of ``share``, transformed: float32 features f0..fn and ``__label__``."""
-    frames = []
-    for block, start, frame in table.batches(part, prep.columns + [target]):
-        mask = split.masks(split.draws(block, start, len(frame)))[share]
-        frame = frame[mask]
-        data = pd.DataFrame(prep.transform(frame, part.path), columns=names)
-        data["__label__"] = _labels(frame[target], classes).astype(np.float32)
-        frames.append(data)
-    if not frames:
-        return pd.DataFrame({name: np.zeros(0, np.float32) for name in names + ["__label__"]})
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    """One partition's rows of ``share``, transformed: float32 features f0..fn and ``__label__``.
 
-
+    Parquet parts are filled batch by batch into one array of the exact size (the split
+    needs only the row groups' sizes): no concatenation, whose second copy of the partition
+    is what pushes a worker over its memory at scale. CSV parts (sizes unknown) are joined.
+    """
+    batches = table.batches(part, prep.columns + [target])
+    if part.rows is None:
+        frames = [frame[split.masks(split.draws(block, start, len(frame)))[share]]
+                  for block, start, frame in batches]
+        frame = pd.concat(frames, ignore_index=True) if frames else table.meta
+        values, labels = prep.transform(frame, part.path), _labels(frame[target], classes)
+    else:
+        size = sum(int(split.masks(split.draws(block, 0, block.rows))[share].sum()) for block in part.blocks)
+        values = np.empty((size, len(names)), dtype=np.float32)
+        labels = np.empty(size, dtype=np.float32)
+        rows = 0
+        for block, start, frame in batches:
+            frame = frame[split.masks(split.draws(block, start, len(frame)))[share]]
+            values[rows:rows + len(frame)] = prep.transform(frame, part.path)
+            labels[rows:rows + len(frame)] = _labels(frame[target], classes)
+            rows += len(frame)
+    data = pd.DataFrame(values, columns=names, copy=False)
+    data["__label__"] = np.asarray(labels, dtype=np.float32)
+    return data
 
 
 def _part_reports(part, table, target, split, models, shares, probabilities):

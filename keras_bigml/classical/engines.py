@@ -27,10 +27,12 @@ from keras_bigml.classical.scaled import (
     Preprocessing,
     TableModel,
     epochs_for,
+    forest_groups,
     sgd_learner,
     xgboost_settings,
 )
 from keras_bigml.errors import ConfigError
+from keras_bigml.files import plain_value
 
 ENGINES = ("memory", "out_of_core", "dask")
 SCALED_TUNE_METHODS = ("grid", "random")
@@ -113,10 +115,19 @@ def train_scaled(engine, algorithm, task, *, params=None, tune_method=None, n_it
     validation = tune_method is not None
     if trees:
         width = len(prep.feature_names_out)
-        settings = [xgboost_settings(algorithm, task, len(classes or []), width, p, seed=seed)
-                    for p in candidates]
-        estimators, seconds = engine.fit_trees(settings, prep, classes, validation=validation,
-                                               early_stopping_rounds=EARLY_STOPPING_ROUNDS)
+        groups = []  # the boosters of each candidate: one, or a random forest's groups of trees
+        for p in candidates:
+            settings = xgboost_settings(algorithm, task, len(classes or []), width, p, seed=seed)
+            groups.append(forest_groups(settings[0], stats.train_rows) if algorithm == "random_forest"
+                          else [settings])
+        boosters, times = engine.fit_trees([s for group in groups for s in group], prep, classes,
+                                           validation=validation, early_stopping_rounds=EARLY_STOPPING_ROUNDS)
+        estimators, seconds, start = [], [], 0
+        for group in groups:
+            chosen = boosters[start:start + len(group)]
+            estimators.append(chosen[0] if len(chosen) == 1 else chosen)
+            seconds.append(sum(times[start:start + len(group)]))
+            start += len(group)
     else:
         learners = [sgd_learner(algorithm, task, p, seed) for p in candidates]
         passes = epochs_for(stats.train_rows, epochs)
@@ -132,7 +143,7 @@ def train_scaled(engine, algorithm, task, *, params=None, tune_method=None, n_it
                   for report in engine.score(models, ["validation"], probabilities)]
         best = int(np.nanargmax(scores))
         tuning_results = _tuning_table(candidates, scores, seconds, models)
-        tuning = {"method": tune_method, "best_params": _plain(models[best].params),
+        tuning = {"method": tune_method, "best_params": plain_value(models[best].params),
                   "best_cv_score": float(scores[best]), "scored_on": "validation split"}
         models = [models[best]]
     (reports,) = engine.score(models, ["train", "test"], probabilities)
@@ -154,7 +165,7 @@ def _candidates(algorithm, params, tune_method, n_iter, seed):
     else:
         space = ParameterSampler(TREE_DISTRIBUTIONS[algorithm] if trees else LINEAR_DISTRIBUTIONS, n_iter,
                                  random_state=seed)
-    return [{**params, **_plain(candidate)} for candidate in space]
+    return [{**params, **plain_value(candidate)} for candidate in space]
 
 
 def _score(report, task):
@@ -164,12 +175,9 @@ def _score(report, task):
 def _tuning_table(candidates, scores, seconds, models):
     results = pd.DataFrame({
         "mean_test_score": scores, "std_test_score": np.nan, "mean_fit_time": seconds,
-        "params": [_plain(model.params) for model in models],
+        "params": [plain_value(model.params) for model in models],
     })
     results.insert(0, "rank_test_score", results["mean_test_score"].rank(ascending=False, method="min")
                    .astype(int))
     return results.sort_values("rank_test_score").reset_index(drop=True)
 
-
-def _plain(params):
-    return {key: value.item() if hasattr(value, "item") else value for key, value in params.items()}

@@ -36,7 +36,7 @@ import tensorflow as tf
 
 from keras_bigml.data import images as _images
 from keras_bigml.errors import ConfigError, DataError
-from keras_bigml.files import atomic_path
+from keras_bigml.files import atomic_path, process_alive
 
 FORMAT = "keras_bigml.image_shards"
 FORMAT_VERSION = 1
@@ -865,22 +865,10 @@ def _remove_abandoned_writes(out_dir):
                 writer = json.load(file)
         except (OSError, ValueError):
             continue
-        if writer.get("host") == socket.gethostname() and not _alive(writer.get("pid")):
+        if writer.get("host") == socket.gethostname() and not process_alive(writer.get("pid")):
             shutil.rmtree(entry.path, ignore_errors=True)
             warnings.warn(f"Removed {entry.path}, left by an interrupted shard writer (process "
                           f"{writer.get('pid')}); writing {out_dir} from the start.", stacklevel=3)
-
-
-def _alive(pid):
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _describe(source):

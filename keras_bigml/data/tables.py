@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from keras_bigml.errors import ConfigError, DataError
+from keras_bigml.files import plain_value
 
 BUILTIN_TABLES = {
     "iris": ("load_iris", "classification"),
@@ -546,14 +547,14 @@ def check_target(y, task, test_size, name="the table"):
     counts = y.value_counts()
     if len(counts) < 2:
         raise DataError(
-            f"The target {target!r} of {name} has one class ({_plain(counts.index[0])!r} in all "
+            f"The target {target!r} of {name} has one class ({plain_value(counts.index[0])!r} in all "
             f"{len(y)} rows); classification needs at least two."
         )
     small = counts[counts < 2]
     if len(small):
         more = f" (and {len(small) - 1} more classes that small)" if len(small) > 1 else ""
         raise DataError(
-            f"Class {_plain(small.index[0])!r} of the target {target!r} of {name} has only "
+            f"Class {plain_value(small.index[0])!r} of the target {target!r} of {name} has only "
             f"{small.iloc[0]} row{more}; a stratified split needs at least 2 rows per class: "
             "drop or merge it."
         )
@@ -564,9 +565,6 @@ def check_target(y, task, test_size, name="the table"):
             "choose another test_size."
         )
 
-
-def _plain(value):
-    return value.item() if hasattr(value, "item") else value
 
 
 def infer_task(y):

@@ -8,7 +8,7 @@ from sklearn.inspection import permutation_importance
 
 from keras_bigml import plotting
 from keras_bigml.errors import DataError
-from keras_bigml.files import atomic_path
+from keras_bigml.files import atomic_path, plain_value
 
 
 def classification_report(model, X, y):
@@ -35,9 +35,9 @@ def classification_report(model, X, y):
     )
     report = {
         "accuracy": float(metrics.accuracy_score(y, predicted)),
-        "classes": [_plain(c) for c in classes],
+        "classes": [plain_value(c) for c in classes],
         "per_class": {
-            str(_plain(c)): {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            str(plain_value(c)): {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for c, p, r, f, s in zip(classes, precision, recall, f1, support, strict=True)
         },
         "confusion_matrix": metrics.confusion_matrix(y, predicted, labels=classes).tolist(),
@@ -137,9 +137,6 @@ def _classes(model, y):
     classes = getattr(model, "classes_", None)
     return list(classes) if classes is not None else sorted(np.unique(y))
 
-
-def _plain(value):
-    return value.item() if hasattr(value, "item") else value
 
 
 ROC_BINS = 1 << 14
@@ -287,9 +284,9 @@ class PartitionReport:
             f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
         report = {
             "accuracy": float(correct.sum() / matrix.sum()),
-            "classes": [_plain(c) for c in self.classes],
+            "classes": [plain_value(c) for c in self.classes],
             "per_class": {
-                str(_plain(c)): {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                str(plain_value(c)): {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
                 for c, p, r, f, s in zip(self.classes, precision, recall, f1, true_counts, strict=True)
             },
             "confusion_matrix": matrix.tolist(),
@@ -325,7 +322,7 @@ class PartitionReport:
         for cls, (negative, positive), (auc, _) in zip(shown, self.histograms, aucs, strict=False):
             fpr = np.concatenate([[0.0], np.cumsum(negative[::-1]) / negative.sum()])
             tpr = np.concatenate([[0.0], np.cumsum(positive[::-1]) / positive.sum()])
-            curves[_plain(cls)] = (fpr, tpr, auc)
+            curves[plain_value(cls)] = (fpr, tpr, auc)
         return curves
 
     def sample(self):

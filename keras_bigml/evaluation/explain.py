@@ -39,7 +39,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.metaestimators import available_if
 
 from keras_bigml.errors import ConfigError, DataError
-from keras_bigml.files import atomic_path
+from keras_bigml.plotting import new_figure, save_figure
 
 SHAP_EXTRA = "pip install 'keras_bigml[explain]'"
 
@@ -293,7 +293,7 @@ def _one_output(values, model, X):
 def save_ranking_plot(ranking, path, top=20, title=None):
     """Horizontal bars of a ranking's ``top`` features (with their spread as error bars)."""
     count = min(top, len(ranking.features))
-    fig, ax = _figure((6.5, 0.32 * count + 1.6))
+    fig, ax = new_figure((6.5, 0.32 * count + 1.6))
     positions = np.arange(count)[::-1]
     spread = None if ranking.spread is None else ranking.spread[:count]
     ax.barh(positions, ranking.scores[:count], xerr=spread, color="#3e7bfa", ecolor="#52606d", capsize=2)
@@ -301,7 +301,7 @@ def save_ranking_plot(ranking, path, top=20, title=None):
     ax.axvline(0, color="black", linewidth=0.6)
     ax.set_xlabel(ranking.measure)
     ax.set_title(title or f"{ranking.method}: the {count} most important columns")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def save_partial_dependence_plot(model, X, features, task, path, random_state=0, ice_rows=50):
@@ -344,7 +344,7 @@ def save_partial_dependence_plot(model, X, features, task, path, random_state=0,
     display.plot(ax=axes[:len(features)], ice_lines_kw={"alpha": 0.25, "linewidth": 0.6},
                  pd_line_kw={"color": "#c62828", "linewidth": 2.2})
     fig.suptitle(f"Partial dependence and ICE ({label})")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def save_shap_summary(shap, path, top=15):
@@ -353,7 +353,7 @@ def save_shap_summary(shap, path, top=15):
     categories and missing values)."""
     ranking = shap.ranking()
     names = ranking.top(top)
-    fig, ax = _figure((7, 0.38 * len(names) + 1.6))
+    fig, ax = new_figure((7, 0.38 * len(names) + 1.6))
     from matplotlib import colormaps
 
     colours = colormaps["coolwarm"].with_extremes(bad="#9aa5b1")
@@ -375,7 +375,7 @@ def save_shap_summary(shap, path, top=15):
     ax.set_title(f"SHAP values ({shap.explainer} explainer), {len(shap.values)} rows")
     if coloured is not None:
         fig.colorbar(coloured, ax=ax, ticks=[0, 1], fraction=0.04).ax.set_yticklabels(["low", "high"])
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # Generative models and image classifiers ---------------------------------------------------------
@@ -600,17 +600,3 @@ def _check_rows(X, y):
         raise DataError(f"Explanations need the input columns as a DataFrame, got {type(X).__name__}.")
     if len(X) == 0 or len(X) != len(y):
         raise DataError(f"Explanations need rows with their targets: got {len(X)} rows and {len(y)} targets.")
-
-
-def _figure(figsize):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize)
-    return fig, fig.subplots()
-
-
-def _save(fig, path):
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=100)
-    return path

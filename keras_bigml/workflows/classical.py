@@ -38,7 +38,7 @@ from keras_bigml.evaluation.classical import (
     save_report_plots,
 )
 from keras_bigml.evaluation.profile import profile_table
-from keras_bigml.files import atomic_path
+from keras_bigml.files import atomic_path, plain_value
 from keras_bigml.reports import write_report
 from keras_bigml.runs import RUN_FILE, RunDirectory
 
@@ -174,7 +174,7 @@ def _train_in_memory(algorithm, source, out_dir, target, task, tune_method, test
         result = tune(algorithm, X_train, y_train, task=task, method=tune_method, cv=TUNE_FOLDS,
                       random_state=random_state, **(params or {}))
         model = result.best_model
-        report["tuning"] = {"method": tune_method, "best_params": _plain(result.best_params),
+        report["tuning"] = {"method": tune_method, "best_params": plain_value(result.best_params),
                             "best_cv_score": result.best_score}
         paths["tuning"] = _write_csv(result.results, os.path.join(out_dir, "tuning.csv"))
     else:
@@ -242,7 +242,9 @@ def _train_scaled(algorithm, source, out_dir, target, task, tune_method, test_si
     paths.update(save_partition_report_plots(test, fit.model.feature_importance(), out_dir))
     paths["model"] = fit.model.save(out_dir)
     if fit.model.kind == "xgboost":
-        paths["booster"] = os.path.join(out_dir, "model.ubj")
+        boosters = fit.model.booster_files
+        for i, name in enumerate(boosters):
+            paths["booster" if len(boosters) == 1 else f"booster {i}"] = os.path.join(out_dir, name)
     paths["report"] = _write_report(report, out_dir)
     return ClassicalResult(report, paths, fit.model)
 
@@ -259,9 +261,6 @@ def _write_report(report, out_dir):
         json.dump(report, file, indent=1)
     return path
 
-
-def _plain(params):
-    return {key: value.item() if hasattr(value, "item") else value for key, value in params.items()}
 
 
 __all__ = ["ENGINES", "ClassicalResult", "train_classical"]

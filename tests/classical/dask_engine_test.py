@@ -189,7 +189,11 @@ def test_a_worker_killed_during_training_is_one_line_and_nothing_is_written(clus
             killer.join()
         assert "\n" not in str(caught.value)
         assert not (tmp_path / "report.json").exists() and not (tmp_path / "model.json").exists()
-        client.wait_for_workers(2, timeout=60)  # the nanny restarts it: the cluster still works
+        client.wait_for_workers(2, timeout=60)  # the nanny restarts it
+    # The same command again (here with fewer rounds, to be quick) finishes.
+    train_classical("gradient_boosting", parts, tmp_path, target="target", engine="dask",
+                    dask_address=cluster.scheduler_address, params={"n_estimators": 10}, **QUIET)
+    assert (tmp_path / "report.json").exists()
 
 
 def test_out_of_memory_is_named_from_the_nanny_logs():
@@ -201,3 +205,34 @@ def test_out_of_memory_is_named_from_the_nanny_logs():
     assert "give the workers more memory, or use more workers or more, smaller partitions" in line
     killed = describe_lost_worker("scoring", "CommClosedError", "Worker process 77 was killed by signal 9")
     assert "was killed (by a signal: often the kernel's out-of-memory killer) during scoring" in killed
+    kernel = describe_lost_worker("training", "worker tcp://127.0.0.1:5 left", "", out_of_memory=True)
+    assert kernel.startswith("A Dask worker was killed by the kernel for lack of memory during training")
+
+
+def test_oom_kills_are_read_from_this_process_cgroup(tmp_path, monkeypatch):
+    import builtins
+
+    from keras_bigml.classical import dask_engine
+
+    (tmp_path / "memory" / "job").mkdir(parents=True)
+    (tmp_path / "memory" / "job" / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n")
+    files = {"/proc/self/cgroup": "12:cpu,cpuacct:/other\n7:memory:/job\n"}
+    real_open = builtins.open
+
+    def fake_open(path, *args, **kwargs):
+        if path in files:
+            import io
+
+            return io.StringIO(files[path])
+        if str(path).startswith("/sys/fs/cgroup/"):
+            return real_open(str(path).replace("/sys/fs/cgroup", str(tmp_path)), *args, **kwargs)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    assert dask_engine.oom_kills() == 3
+    files["/proc/self/cgroup"] = "0::/job\n"  # cgroup v2: memory.events
+    (tmp_path / "job").mkdir()
+    (tmp_path / "job" / "memory.events").write_text("low 0\nhigh 0\nmax 2\noom 1\noom_kill 1\n")
+    assert dask_engine.oom_kills() == 1
+    files["/proc/self/cgroup"] = "0::/missing\n"
+    assert dask_engine.oom_kills() is None

@@ -223,3 +223,15 @@ def test_a_part_lost_during_training_is_named(tmp_path, monkeypatch):
         train_classical("gradient_boosting", folder, tmp_path / "run", target="target", engine="out_of_core",
                         **FAST)
     assert not (tmp_path / "run" / "report.json").exists()
+
+
+def test_a_large_forest_trains_in_groups_of_trees(parts, tmp_path, monkeypatch):
+    import keras_bigml.classical.scaled as scaled
+
+    train_rows = 6000 * 0.75
+    monkeypatch.setattr(scaled, "FOREST_MEMORY", int(4 * train_rows * 11))  # 10 trees a group
+    result = train_classical("random_forest", parts, tmp_path, target="target", engine="out_of_core",
+                             params={"n_estimators": 30}, **FAST)
+    assert len(result.model.boosters) == 3
+    assert sorted(p.name for p in tmp_path.glob("*.ubj")) == ["model-0.ubj", "model-1.ubj", "model-2.ubj"]
+    assert result.report["test"]["roc_auc"] > 0.9

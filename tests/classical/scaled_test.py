@@ -181,3 +181,33 @@ def test_parameters_are_checked():
     assert params["objective"] == "multi:softprob" and params["num_class"] == 3
     with pytest.raises(ConfigError, match="epochs must be"):
         epochs_for(10, 0)
+
+
+def test_a_forest_trained_in_groups_predicts_as_one_forest(tmp_path):
+    """Without row or column sampling the groups' trees equal the whole forest's, so the outputs agree."""
+    import xgboost
+
+    from keras_bigml.classical.scaled import forest_groups
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3000, 5)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(np.float32)
+    data = xgboost.DMatrix(X, y)
+    params = {"objective": "binary:logistic", "max_depth": 4, "learning_rate": 1.0, "reg_lambda": 1e-5,
+              "nthread": 1, "base_score": 0.5, "num_parallel_tree": 7}
+    whole = xgboost.train(params, data, 1)
+    groups = forest_groups(params, train_rows=3000 * 10**5)  # as if 300M rows: one tree per group
+    assert [p["num_parallel_tree"] for p, _ in groups] == [1] * 7
+    groups = [xgboost.train(p, data, rounds) for p, rounds in forest_groups(params, train_rows=FOREST_ROWS)]
+    assert len(groups) == 3
+    prep = Preprocessing([f"x{i}" for i in range(5)], {})
+    model = TableModel("random_forest", "classification", "dask", "t", prep, [0, 1], groups)
+    frame = pd.DataFrame(X, columns=prep.columns)
+    np.testing.assert_allclose(model.predict_proba(frame)[:, 1], whole.inplace_predict(X), atol=1e-6)
+    model.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("*.ubj")) == ["model-0.ubj", "model-1.ubj", "model-2.ubj"]
+    np.testing.assert_allclose(load_table_model(tmp_path).predict_proba(frame), model.predict_proba(frame))
+    assert model.feature_importance()[1][0] > 0
+
+
+FOREST_ROWS = (256 << 20) // (4 * 3)  # rows at which a group holds at most 3 trees
