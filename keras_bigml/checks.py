@@ -14,11 +14,14 @@ keras_bigml.errors.ConfigError: test_size must lie strictly between 0 and 1, got
 
 import math
 from collections.abc import Collection
+from typing import TypeVar
 
 from keras_bigml.errors import ConfigError
 
+T = TypeVar("T")
 
-def positive_int(name: str, value, minimum: int = 1, optional: bool = False):
+
+def positive_int(name: str, value: object, minimum: int = 1, optional: bool = False) -> int | None:
     """``value`` if it is an int of at least ``minimum`` (or None when ``optional``)."""
     if value is None and optional:
         return None
@@ -27,7 +30,7 @@ def positive_int(name: str, value, minimum: int = 1, optional: bool = False):
     return value
 
 
-def positive_ints(name: str, values, optional: bool = False):
+def positive_ints(name: str, values: object, optional: bool = False) -> tuple[int, ...] | None:
     """A tuple of ints of at least 1 (layer widths, label lists), non-empty."""
     if values is None and optional:
         return None
@@ -39,7 +42,7 @@ def positive_ints(name: str, values, optional: bool = False):
     return values
 
 
-def positive_number(name: str, value, allow_zero: bool = False, optional: bool = False):
+def positive_number(name: str, value: object, allow_zero: bool = False, optional: bool = False) -> float | None:
     """A finite number above 0 (or at least 0 with ``allow_zero``)."""
     if value is None and optional:
         return None
@@ -50,14 +53,14 @@ def positive_number(name: str, value, allow_zero: bool = False, optional: bool =
     return value
 
 
-def fraction(name: str, value):
+def fraction(name: str, value: object) -> float:
     """A number strictly between 0 and 1."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
         raise ConfigError(f"{name} must lie strictly between 0 and 1, got {value!r}.")
     return value
 
 
-def one_of(name: str, value, allowed: Collection):
+def one_of(name: str, value: T, allowed: Collection) -> T:
     """``value`` if it is one of ``allowed``."""
     if value not in allowed:
         raise ConfigError(f"Unknown {name} {value!r}: use one of {', '.join(map(str, allowed))}.")

@@ -24,6 +24,7 @@ import argparse
 import os
 import signal
 import sys
+from typing import NoReturn
 
 from keras_bigml.cli_tables import add_table_commands
 from keras_bigml.cli_training import add_run_dir, add_train_commands, int_tuple, print_paths
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 class OneLineParser(argparse.ArgumentParser):
     """Usage errors as one line: ``keras-bigml train vae: error: ... (see --help)``."""
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
 

@@ -3,8 +3,12 @@
 None of them imports TensorFlow.
 """
 
+import argparse
+from collections.abc import Callable
 
-def add_table_commands(commands, command):
+
+def add_table_commands(commands: argparse._SubParsersAction,
+                       command: Callable[..., argparse.ArgumentParser]) -> None:
     """Add ``classical``, ``predict`` and ``profile``; ``command(parent, name, **kwargs)`` makes a parser."""
     classical = command(commands, "classical", help="train and evaluate a classical model on a table",
                         description="Split a table, optionally tune, train, evaluate on the held-out rows, and "

@@ -32,11 +32,16 @@ import importlib.metadata
 import os
 import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from keras_bigml.errors import ConfigError, ModelFileError
 from keras_bigml.files import atomic_path
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.base import BaseEstimator
 
 TOLERANCE = 1e-5
 ONNX_OPSET = 17
@@ -133,8 +138,9 @@ def to_litert(saved_model_dir: str | os.PathLike, out_path: str | os.PathLike,
                             _random_inputs_note(), runtime)
 
 
-def to_onnx(source, out_path: str | os.PathLike, *, signature_keys: list[str] | None = None,
-            rows=None, opset: int = ONNX_OPSET, tolerance: float = TOLERANCE,
+def to_onnx(source: "str | os.PathLike | BaseEstimator", out_path: str | os.PathLike, *,
+            signature_keys: list[str] | None = None, rows: "pd.DataFrame | np.ndarray | None" = None,
+            opset: int = ONNX_OPSET, tolerance: float = TOLERANCE,
             seed: int = 0, allow_unsafe_ops: bool = False) -> ConversionResult:
     """Convert a SavedModel (through tf2onnx) or a fitted scikit-learn model (skl2onnx) to ONNX.
 

@@ -9,6 +9,7 @@ Example:
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 
 import keras
 import tensorflow as tf
@@ -19,7 +20,7 @@ STRATEGY_NAMES = ("auto", "default", "mirrored", "multiworker")
 _STRATEGIES = {}
 
 
-def get_strategy(name="auto", devices=None):
+def get_strategy(name: str = "auto", devices: Sequence[str] | None = None) -> tf.distribute.Strategy:
     """Return a `tf.distribute.Strategy` chosen by name.
 
     Parameters
@@ -57,7 +58,7 @@ def get_strategy(name="auto", devices=None):
     return _STRATEGIES[key]
 
 
-def split_cpu(num_devices):
+def split_cpu(num_devices: int) -> list[str]:
     """Split the physical CPU into ``num_devices`` logical devices; return their names.
 
     Must run before TensorFlow initializes its devices (before any op runs), so
@@ -78,7 +79,8 @@ def split_cpu(num_devices):
     return [device.name for device in tf.config.list_logical_devices("CPU")]
 
 
-def replica_normal(batch_size, shape, seed, dtype="float32"):
+def replica_normal(batch_size: int, shape: Sequence[int], seed: "keras.random.SeedGenerator | int | None",
+                   dtype: str = "float32") -> tf.Tensor:
     """Standard normal noise of shape ``(batch_size, *shape)`` for this replica's batch.
 
     Each replica draws the noise of the whole global batch from the shared seed
@@ -88,7 +90,8 @@ def replica_normal(batch_size, shape, seed, dtype="float32"):
     return _replica_slice(keras.random.normal, batch_size, shape, seed, dtype)
 
 
-def replica_uniform(batch_size, shape, seed, dtype="float32"):
+def replica_uniform(batch_size: int, shape: Sequence[int], seed: "keras.random.SeedGenerator | int | None",
+                    dtype: str = "float32") -> tf.Tensor:
     """Uniform noise in [0, 1), sliced per replica like :func:`replica_normal`."""
     return _replica_slice(keras.random.uniform, batch_size, shape, seed, dtype)
 
@@ -103,7 +106,7 @@ def _replica_slice(draw, batch_size, shape, seed, dtype):
     return noise[start : start + batch_size]
 
 
-def global_mean(per_example_loss):
+def global_mean(per_example_loss: tf.Tensor) -> tf.Tensor:
     """Mean of per-example losses over the global batch (correct under any strategy).
 
     Gradients are summed across replicas, so each replica divides its sum by the
@@ -113,7 +116,7 @@ def global_mean(per_example_loss):
     return tf.nn.compute_average_loss(per_example_loss)
 
 
-def step_logs(logs):
+def step_logs(logs: Mapping[str, tf.Tensor]) -> Mapping[str, tf.Tensor]:
     """Return a ``train_step``/``test_step`` result in a form Keras reduces under any strategy.
 
     Keras 3 reduces step results over several workers with

@@ -81,7 +81,7 @@ _SAVER_OPS = {
 }
 
 
-def export_saved_model(model, path):
+def export_saved_model(model: keras.Model, path: str | os.PathLike) -> str | os.PathLike:
     """Write ``model``'s serving signatures as a TF SavedModel at ``path``; return ``path``.
 
     An existing export at ``path`` is replaced only once the new one is complete.
@@ -146,7 +146,7 @@ def scan_saved_model(path: str | os.PathLike) -> list[str]:
     return sorted(found)
 
 
-def load_saved_model(path: str | os.PathLike, allow_unsafe_ops: bool = False):
+def load_saved_model(path: str | os.PathLike, allow_unsafe_ops: bool = False) -> object:
     """Load a SavedModel with TensorFlow once `scan_saved_model` finds no unsafe op in it.
 
     Parameters

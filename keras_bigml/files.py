@@ -5,10 +5,11 @@ import os
 import shutil
 import socket
 import tempfile
+from collections.abc import Iterator
 
 
 @contextlib.contextmanager
-def atomic_path(path, suffix=""):
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
     """Yield a temporary path beside `path`; on success move it onto `path`.
 
     Works for files and directories. The temporary name ends with `suffix`
@@ -51,7 +52,7 @@ def _replace(new, path):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def process_alive(pid, host=None):
+def process_alive(pid: int, host: str | None = None) -> bool:
     """Whether process ``pid`` still runs. A process on another ``host`` cannot be checked from
     here, so it counts as running; a pid that is not a positive integer does not.
 
@@ -71,7 +72,7 @@ def process_alive(pid, host=None):
     return True
 
 
-def plain_value(value):
+def plain_value(value: object) -> object:
     """A NumPy scalar as the Python number JSON can write, in a dict its values; others unchanged.
 
     >>> import numpy as np

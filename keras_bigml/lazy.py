@@ -5,9 +5,10 @@ scikit-learn helpers without importing TensorFlow.
 """
 
 import importlib
+from collections.abc import Callable, Mapping
 
 
-def lazy_exports(package, exports):
+def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[Callable[[str], object], list[str]]:
     """Return ``(__getattr__, __all__)`` for a package whose names live in submodules.
 
     ``exports`` maps each public name to its submodule's short name.
