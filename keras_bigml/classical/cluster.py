@@ -5,14 +5,19 @@ validation folds); inside :func:`dask_backend` that work goes to a Dask cluster.
 """
 
 import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import joblib
 
 from keras_bigml.errors import EngineError
 
+if TYPE_CHECKING:
+    from distributed import Client
+
 
 @contextlib.contextmanager
-def dask_backend(address=None, n_workers=2, threads_per_worker=1):
+def dask_backend(address: str | None = None, n_workers: int = 2, threads_per_worker: int = 1) -> "Iterator[Client]":
     """Run joblib-parallel scikit-learn work on a Dask cluster; yield the client.
 
     Parameters

@@ -1,10 +1,12 @@
 """Training over chunks when a table outgrows memory (``partial_fit``)."""
 
 import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone, is_classifier
+from sklearn.base import BaseEstimator, clone, is_classifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import SGDClassifier, SGDRegressor
 from sklearn.pipeline import Pipeline
@@ -12,6 +14,9 @@ from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
 from keras_bigml.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 STREAMING_ALGORITHMS = {
     ("logistic_regression", "classification"): lambda seed: SGDClassifier(loss="log_loss", random_state=seed),
@@ -21,7 +26,7 @@ STREAMING_ALGORITHMS = {
 }
 
 
-def streaming_model(algorithm, task="classification", random_state=None):
+def streaming_model(algorithm: str, task: str = "classification", random_state: int | None = None) -> BaseEstimator:
     """An incremental estimator (with ``partial_fit``) for an algorithm name.
 
     >>> streaming_model("logistic_regression").loss
@@ -35,8 +40,9 @@ def streaming_model(algorithm, task="classification", random_state=None):
                          "or pass an estimator with partial_fit.") from None
 
 
-def fit_streaming(model, chunks, *, task="classification", classes=None, epochs=1,
-                  random_state=None, progress=True):
+def fit_streaming(model: str | BaseEstimator, chunks: "Iterable | Callable[[], Iterable] | tf.data.Dataset", *,
+                  task: str = "classification", classes: Sequence | None = None, epochs: int = 1,
+                  random_state: int | None = None, progress: bool = True) -> Pipeline:
     """Fit an incremental learner chunk by chunk; return a fitted scikit-learn Pipeline.
 
     Each chunk updates a running standardization (missing values count as the

@@ -48,19 +48,19 @@ class TuningResult:
 
 
 def tune(
-    algorithm,
-    X,
-    y,
-    task="classification",
-    method="grid",
-    space=None,
-    cv=5,
-    scoring=None,
-    n_iter=20,
-    n_jobs=None,
-    random_state=0,
-    **model_options,
-):
+    algorithm: str,
+    X: pd.DataFrame,
+    y: pd.Series,
+    task: str = "classification",
+    method: str = "grid",
+    space: dict | None = None,
+    cv: int = 5,
+    scoring: str | None = None,
+    n_iter: int = 20,
+    n_jobs: int | None = None,
+    random_state: int = 0,
+    **model_options: object,
+) -> TuningResult:
     """Search hyper-parameters of ``make_model(algorithm, task)`` by cross-validation.
 
     Parameters

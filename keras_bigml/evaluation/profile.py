@@ -59,11 +59,15 @@ import math
 import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from keras_bigml.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
 
 WARNING_KINDS = ("leak", "duplicate", "constant", "missing", "imbalance", "outliers", "correlated")
 _DISTINCT_SKETCH = 4096
@@ -145,7 +149,7 @@ class TableProfile:
     approximate: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         """A JSON-ready dictionary (numbers as Python floats and ints, names as strings)."""
         return _plain(asdict(self))
 
@@ -193,10 +197,12 @@ class _Summary:
     hash_limit: int
 
 
-def profile_table(source, target=None, *, task=None, chunk_rows=100_000, sample_rows=20_000,
-                  leak_threshold=0.99, correlation_threshold=0.95, missing_threshold=0.05,
-                  near_constant_share=0.99, imbalance_ratio=0.2, outlier_iqr=3.0, outlier_share=0.001,
-                  max_row_hashes=_MAX_ROW_HASHES, random_state=0) -> TableProfile:
+def profile_table(source: "str | os.PathLike | pd.DataFrame | dd.DataFrame | Iterable", target: str | None = None,
+                  *, task: str | None = None, chunk_rows: int = 100_000, sample_rows: int = 20_000,
+                  leak_threshold: float = 0.99, correlation_threshold: float = 0.95,
+                  missing_threshold: float = 0.05, near_constant_share: float = 0.99,
+                  imbalance_ratio: float = 0.2, outlier_iqr: float = 3.0, outlier_share: float = 0.001,
+                  max_row_hashes: int = _MAX_ROW_HASHES, random_state: int = 0) -> TableProfile:
     """Profile a table, chunk by chunk or partition by partition.
 
     Parameters
@@ -833,7 +839,7 @@ td.nowrap { white-space: nowrap; }
 """
 
 
-def profile_html(profile, title="Data profile"):
+def profile_html(profile: TableProfile, title: str = "Data profile") -> str:
     """A self-contained HTML page (no scripts, no network) showing a profile.
 
     ``profile`` is a :class:`TableProfile` or its ``to_dict()`` (as read from
@@ -849,7 +855,7 @@ def profile_html(profile, title="Data profile"):
             f"<body><main><h1>{html.escape(title)}</h1>\n{profile_sections_html(profile)}</main></body></html>\n")
 
 
-def profile_sections_html(profile):
+def profile_sections_html(profile: TableProfile) -> str:
     """The profile as HTML sections: summary, warnings, columns, target, correlations, method."""
     data = profile.to_dict() if isinstance(profile, TableProfile) else profile
     parts = [_summary_html(data), _warnings_html(data), _columns_html(data)]

@@ -57,10 +57,13 @@ class ClassicalResult:
     model: object = None
 
 
-def train_classical(algorithm, source, out_dir, *, target=None, task=None, tune_method=None,
-                    test_size=0.25, random_state=0, engine="memory", dask_address=None, params=None,
-                    n_iter=8, epochs="auto", batch_rows=BATCH_ROWS, n_workers=None, n_threads=None,
-                    progress=True, dask=None, overwrite=False):
+def train_classical(algorithm: str, source: str | os.PathLike | pd.DataFrame, out_dir: str | os.PathLike, *,
+                    target: str | None = None, task: str | None = None, tune_method: str | None = None,
+                    test_size: float = 0.25, random_state: int = 0, engine: str = "memory",
+                    dask_address: str | None = None, params: dict | None = None, n_iter: int = 8,
+                    epochs: int | str = "auto", batch_rows: int = BATCH_ROWS, n_workers: int | None = None,
+                    n_threads: int | None = None, progress: bool = True, dask: str | bool | None = None,
+                    overwrite: bool = False) -> ClassicalResult:
     """Train ``algorithm`` on a table and write report, plots and model to ``out_dir``.
 
     Parameters

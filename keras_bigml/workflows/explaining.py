@@ -9,7 +9,9 @@ Keras's safe mode.
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -17,6 +19,9 @@ import pandas as pd
 from keras_bigml.errors import ConfigError, DataError, ModelFileError
 from keras_bigml.evaluation import explain as explanations
 from keras_bigml.files import atomic_path
+
+if TYPE_CHECKING:
+    import keras
 
 CLASSICAL_METHODS = ("permutation", "pdp", "shap")
 GENERATIVE_METHODS = ("traversal", "gradcam")
@@ -45,8 +50,11 @@ class ExplainResult:
     details: dict = field(default_factory=dict)
 
 
-def explain(run_dir, source=None, method=None, out_dir=None, *, target=None, classifier=None, top=4,
-            max_rows=2000, allow_pickle=False, allow_unsafe=False, random_state=0) -> ExplainResult:
+def explain(run_dir: str | os.PathLike, source: str | os.PathLike | pd.DataFrame | None = None,
+            method: str | Sequence[str] | None = None, out_dir: str | os.PathLike | None = None, *,
+            target: str | None = None, classifier: "str | os.PathLike | keras.Model | None" = None, top: int = 4,
+            max_rows: int = 2000, allow_pickle: bool = False, allow_unsafe: bool = False,
+            random_state: int = 0) -> ExplainResult:
     """Explain the model of a run and write the plots and ``explain.json``.
 
     Parameters

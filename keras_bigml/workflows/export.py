@@ -10,11 +10,15 @@ Classical runs import no TensorFlow.
 import os
 import shutil
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from keras_bigml.conversion import TOLERANCE, ConversionResult, compare_saved_models, to_litert, to_onnx
 from keras_bigml.errors import ConfigError, ModelFileError, RunError
 from keras_bigml.files import atomic_path
 from keras_bigml.runs import RunDirectory
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMATS = ("savedmodel", "litert", "onnx")
 DEFAULT_OUT = {"savedmodel": "saved_model", "litert": "model.tflite", "onnx": "onnx"}
@@ -32,8 +36,8 @@ class ExportResult(ConversionResult):
 
 
 def export_run(run_dir: str | os.PathLike, format: str = "savedmodel",
-               out: str | os.PathLike | None = None, *, data=None, target: str | None = None,
-               signature_keys: list[str] | None = None, tolerance: float = TOLERANCE,
+               out: str | os.PathLike | None = None, *, data: "str | os.PathLike | pd.DataFrame | None" = None,
+               target: str | None = None, signature_keys: list[str] | None = None, tolerance: float = TOLERANCE,
                allow_unsafe: bool = False, allow_unsafe_ops: bool = False) -> ExportResult:
     """Export the model of ``run_dir`` in ``format`` to ``out`` and check it against the run's model.
 

@@ -12,16 +12,21 @@ model (``model.json`` with XGBoost's own ``model.ubj``).
 import glob
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from keras_bigml.classical.scaled import peak_memory_mb
-from keras_bigml.data.tables import BATCH_ROWS, open_table
+from keras_bigml.data.tables import BATCH_ROWS, Part, PartitionedTable, open_table
 from keras_bigml.errors import ConfigError, DataError, ModelFileError, RunError
 from keras_bigml.files import atomic_path
+
+if TYPE_CHECKING:
+    from sklearn.base import BaseEstimator
 
 PREDICT_ENGINES = ("memory", "out_of_core", "dask")
 
@@ -38,8 +43,10 @@ class PredictResult:
     client_peak_mb: float | None = None
 
 
-def predict(run_dir, source, out_dir, *, engine="memory", dask_address=None, keep=(), batch_rows=BATCH_ROWS,
-            n_workers=None, overwrite=False, progress=True, trusted=None):
+def predict(run_dir: str | os.PathLike, source: str | os.PathLike, out_dir: str | os.PathLike, *,
+            engine: str = "memory", dask_address: str | None = None, keep: Sequence[str] = (),
+            batch_rows: int = BATCH_ROWS, n_workers: int | None = None, overwrite: bool = False,
+            progress: bool = True, trusted: Sequence[str] | None = None) -> PredictResult:
     """Write predictions for every row of ``source`` to Parquet parts in ``out_dir``.
 
     Parameters
@@ -123,7 +130,8 @@ def predict(run_dir, source, out_dir, *, engine="memory", dask_address=None, kee
     return PredictResult(out_dir, pairs, rows, names, time.perf_counter() - start, peak_memory_mb())
 
 
-def load_run_model(run_dir, trusted=None):
+def load_run_model(run_dir: str | os.PathLike,
+                   trusted: Sequence[str] | None = None) -> "tuple[BaseEstimator, list[str], list | None]":
     """``(model, feature columns, classes or None)`` of a run directory or model file."""
     from keras_bigml.classical.scaled import load_table_model
 
@@ -150,7 +158,8 @@ def load_run_model(run_dir, trusted=None):
     return model, [str(f) for f in features], None if classes is None else list(classes)
 
 
-def predict_part(part, table, output, job, batch_rows=None, bar=None):
+def predict_part(part: Part, table: PartitionedTable, output: str | os.PathLike, job: tuple,
+                 batch_rows: int | None = None, bar: tqdm | None = None) -> int:
     """Score one input part into one output Parquet file (atomically); return its rows."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -179,7 +188,8 @@ def predict_part(part, table, output, job, batch_rows=None, bar=None):
     return rows
 
 
-def score_frame(model, frame, keep, classes, where="the table"):
+def score_frame(model: "BaseEstimator", frame: pd.DataFrame, keep: Sequence[str], classes: Sequence | None,
+                where: str = "the table") -> pd.DataFrame:
     """``keep`` columns, ``prediction`` and ``probability_<class>`` columns for one batch."""
     out = frame[keep].reset_index(drop=True) if keep else pd.DataFrame(index=range(len(frame)))
     features = frame.drop(columns=[c for c in keep if c not in _features(model)])

@@ -3,9 +3,16 @@
 import json
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from keras_bigml.evaluation.profile import TableProfile, profile_html, profile_table
 from keras_bigml.files import atomic_path
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import dask.dataframe as dd
+    import pandas as pd
 
 
 @dataclass
@@ -17,7 +24,8 @@ class ProfileResult:
     paths: dict = field(default_factory=dict)
 
 
-def profile(source, out_dir, target=None, **options) -> ProfileResult:
+def profile(source: "str | os.PathLike | pd.DataFrame | dd.DataFrame | Iterable", out_dir: str | os.PathLike,
+            target: str | None = None, **options: object) -> ProfileResult:
     """Profile ``source`` and write ``out_dir/profile.json`` and ``out_dir/profile.html``.
 
     Parameters
@@ -49,7 +57,7 @@ def profile(source, out_dir, target=None, **options) -> ProfileResult:
     return ProfileResult(table_profile, table_profile.warnings, write_profile(table_profile, out_dir, title))
 
 
-def write_profile(table_profile, out_dir, title="Data profile") -> dict:
+def write_profile(table_profile: TableProfile, out_dir: str | os.PathLike, title: str = "Data profile") -> dict:
     """Write ``profile.json`` and ``profile.html`` into ``out_dir`` (atomically); return their paths."""
     paths = {"json": os.path.join(out_dir, "profile.json"), "html": os.path.join(out_dir, "profile.html")}
     with atomic_path(paths["json"]) as tmp, open(tmp, "w") as file:

@@ -1,6 +1,7 @@
 """The quickstart: the default models on bundled data, offline, in a few minutes on two CPU cores."""
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from keras_bigml.workflows.classical import ClassicalResult, train_classical
@@ -18,7 +19,8 @@ class QuickstartResult:
     random_forest: ClassicalResult
 
 
-def quickstart(out_dir=QUICKSTART_DIR, epochs=40, overwrite=False, progress=print) -> QuickstartResult:
+def quickstart(out_dir: str | os.PathLike = QUICKSTART_DIR, epochs: int = 40, overwrite: bool = False,
+               progress: Callable[[str], object] = print) -> QuickstartResult:
     """Train a VAE and a conditional GAN on scikit-learn's 8x8 digits (upscaled to 16x16) and a
     random forest on the breast-cancer table, each into its own run under ``out_dir``.
 

@@ -9,6 +9,10 @@
 import os
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass
@@ -41,13 +45,15 @@ class ShardResult:
     seconds: float
 
     @property
-    def images_per_second(self):
+    def images_per_second(self) -> float:
         return sum(self.records.values()) / self.seconds if self.seconds else float("nan")
 
 
-def shard(source, out_dir, *, splits=None, image_size=None, channels=None, encoding=None, num_shards=None,
-          shard_size_mb=100, seed=0, skip_bad_files=False, overwrite=False, data_dir=None,
-          progress=True) -> ShardResult:
+def shard(source: "str | os.PathLike | np.ndarray | tuple[np.ndarray, np.ndarray]", out_dir: str | os.PathLike, *,
+          splits: list[str] | None = None, image_size: int | tuple[int, int] | None = None,
+          channels: int | None = None, encoding: str | None = None, num_shards: int | None = None,
+          shard_size_mb: float = 100, seed: int = 0, skip_bad_files: bool = False, overwrite: bool = False,
+          data_dir: str | None = None, progress: bool = True) -> ShardResult:
     """Write ``source`` (anything `load_images` reads) as shards in ``out_dir``; see `write_shards`.
 
     Every split the source has is written unless ``splits`` names some;
