@@ -4,6 +4,7 @@ import json
 import math
 import os
 import time
+from typing import TYPE_CHECKING
 
 import keras
 
@@ -11,6 +12,11 @@ from keras_bigml.errors import TrainingDivergedError
 from keras_bigml.files import atomic_path
 from keras_bigml.generative.sampling import latent_vectors, sample_labels
 from keras_bigml.plotting import save_image_grid
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+    from keras_bigml.generative.base import GenerativeModel
 
 
 class ImageGridCallback(keras.callbacks.Callback):
@@ -53,7 +59,7 @@ class ImageGridCallback(keras.callbacks.Callback):
         self.seed = seed
         self.examples = examples
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if (epoch + 1) % self.every:
             return
         path = os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png")
@@ -77,7 +83,7 @@ class RunProgress(keras.callbacks.Callback):
         super().__init__()
         self.run = run
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.run.update(epochs_done=epoch + 1, last_logs={name: float(value) for name, value in (logs or {}).items()})
 
 
@@ -97,13 +103,13 @@ class TimeLimit(keras.callbacks.Callback):
         self._epoch_start = None
         self._slowest_epoch = 0.0
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict | None = None) -> None:
         self._start = time.perf_counter()
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch_start = time.perf_counter()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         now = time.perf_counter()
         self._slowest_epoch = max(self._slowest_epoch, now - self._epoch_start)
         if now - self._start + self._slowest_epoch > self.seconds:
@@ -137,10 +143,10 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         self.hint = hint
         self._epoch = 0
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         for name, value in (logs or {}).items():
             if not math.isfinite(float(value)):
                 raise TrainingDivergedError(
@@ -174,19 +180,19 @@ class HistoryFile(keras.callbacks.Callback):
         self.history = {}
         self._first_epoch = None
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict | None = None) -> None:
         self._first_epoch = None
         self.history = {}
         if os.path.isfile(self.path):
             with open(self.path) as file:
                 self.history = json.load(file)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         if self._first_epoch is None:
             self._first_epoch = epoch
             self.history = {name: values[:epoch] for name, values in self.history.items()}
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         for name, value in (logs or {}).items():
             self.history.setdefault(name, []).append(float(value))
         with atomic_path(self.path) as tmp, open(tmp, "w") as file:
@@ -226,7 +232,7 @@ class GeneratorMetrics(keras.callbacks.Callback):
         self.seed = seed
         self._real_features = None
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         from keras_bigml.evaluation.generative import (
             classifier_outputs,
             classifier_score,
@@ -274,7 +280,7 @@ class SampleGridSummary(keras.callbacks.Callback):
         self.seed = seed
         self._writer = None
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         import tensorflow as tf
 
         from keras_bigml.plotting import image_grid
@@ -286,13 +292,14 @@ class SampleGridSummary(keras.callbacks.Callback):
             tf.summary.image("samples", image_grid(images, columns)[None], step=epoch + 1)
         self._writer.flush()
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict | None = None) -> None:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
 
 
-def tensorboard_callbacks(log_dir, dataset, model):
+def tensorboard_callbacks(log_dir: str | os.PathLike, dataset: "tf.data.Dataset",
+                          model: "GenerativeModel") -> list[keras.callbacks.Callback]:
     """Keras's `TensorBoard` (losses and metrics per epoch under ``log_dir/train``) and the
     sample grids (``log_dir/samples``) for a generative model trained on ``dataset``."""
     return [

@@ -1,14 +1,21 @@
 """Pictures people look at: image grids, confusion matrices, ROC curves, importances, latent maps."""
 
 import math
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from keras_bigml.errors import DataError
 from keras_bigml.files import atomic_path
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
-def image_grid(images, ncols=None, padding=1):
+
+def image_grid(images: np.ndarray, ncols: int | None = None, padding: int = 1) -> np.ndarray:
     """Tile images (N, H, W, C) in [0, 1] into one (rows*H, cols*W, C) array.
 
     >>> image_grid(np.ones((5, 2, 2, 1)), ncols=3).shape
@@ -33,7 +40,8 @@ def image_grid(images, ncols=None, padding=1):
     return grid
 
 
-def save_image_grid(images, path, ncols=None, scale=4):
+def save_image_grid(images: np.ndarray, path: str | os.PathLike, ncols: int | None = None,
+                    scale: int = 4) -> str | os.PathLike:
     """Save images in [0, 1] as one PNG grid (atomically); return the path.
 
     ``scale`` enlarges each pixel so small images stay visible.
@@ -50,7 +58,7 @@ def save_image_grid(images, path, ncols=None, scale=4):
     return path
 
 
-def save_confusion_matrix(matrix, classes, path):
+def save_confusion_matrix(matrix: np.ndarray, classes: Sequence, path: str | os.PathLike) -> str | os.PathLike:
     """Confusion matrix heat map with counts (rows: true class, columns: predicted)."""
     matrix = np.asarray(matrix)
     size = max(4.0, 0.5 * len(classes) + 2)
@@ -67,7 +75,8 @@ def save_confusion_matrix(matrix, classes, path):
     return save_figure(fig, path)
 
 
-def save_roc_curve(y_true, probabilities, classes, path):
+def save_roc_curve(y_true: np.ndarray, probabilities: np.ndarray, classes: Sequence,
+                   path: str | os.PathLike) -> str | os.PathLike:
     """ROC curve per class (one-vs-rest) with its area under the curve."""
     from sklearn.metrics import auc, roc_curve
 
@@ -85,7 +94,7 @@ def save_roc_curve(y_true, probabilities, classes, path):
     return save_figure(fig, path)
 
 
-def save_predicted_vs_true(y_true, y_predicted, path):
+def save_predicted_vs_true(y_true: np.ndarray, y_predicted: np.ndarray, path: str | os.PathLike) -> str | os.PathLike:
     """Scatter of predictions against true values, with the identity line."""
     fig, ax = new_figure((5, 5))
     ax.scatter(y_true, y_predicted, s=8, alpha=0.6)
@@ -97,7 +106,8 @@ def save_predicted_vs_true(y_true, y_predicted, path):
     return save_figure(fig, path)
 
 
-def save_feature_importance(names, importances, path, top=20):
+def save_feature_importance(names: Sequence[str], importances: Sequence[float], path: str | os.PathLike,
+                            top: int = 20) -> str | os.PathLike:
     """Horizontal bars of the ``top`` most important features."""
     order = np.argsort(importances)[::-1][:top][::-1]
     fig, ax = new_figure((6, 0.3 * len(order) + 1.5))
@@ -106,7 +116,8 @@ def save_feature_importance(names, importances, path, top=20):
     return save_figure(fig, path)
 
 
-def save_latent_map(coordinates, labels, grid_images, grid_size, extent, path):
+def save_latent_map(coordinates: np.ndarray, labels: np.ndarray | None, grid_images: np.ndarray, grid_size: int,
+                    extent: tuple[float, float, float, float], path: str | os.PathLike) -> str | os.PathLike:
     """Two panels: the dataset's 2-D coordinates coloured by label, and images decoded on a
     ``grid_size x grid_size`` grid over ``extent`` (x_min, x_max, y_min, y_max)."""
     from matplotlib.figure import Figure
@@ -131,7 +142,7 @@ def save_latent_map(coordinates, labels, grid_images, grid_size, extent, path):
     return save_figure(fig, path)
 
 
-def new_figure(figsize):
+def new_figure(figsize: tuple[float, float]) -> "tuple[Figure, Axes]":
     """A figure outside pyplot: no global state, no backend switch (notebooks keep theirs)."""
     from matplotlib.figure import Figure
 
@@ -139,7 +150,7 @@ def new_figure(figsize):
     return fig, fig.subplots()
 
 
-def save_figure(fig, path):
+def save_figure(fig: "Figure", path: str | os.PathLike) -> str | os.PathLike:
     """Lay out ``fig`` and write it as a PNG at ``path`` atomically; return the path."""
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:

@@ -6,14 +6,19 @@ classifier on the real images alone and on real plus generated ones, and
 reports both test accuracies.
 """
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from keras_bigml.errors import ConfigError
 
+if TYPE_CHECKING:
+    from keras_bigml.generative.base import GenerativeModel
+
 CLASSIFIERS = ("cnn", "logistic_regression", "svm", "random_forest", "gradient_boosting")
 
 
-def generated_examples(generator, per_class, seed=0):
+def generated_examples(generator: "GenerativeModel", per_class: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``per_class`` labelled images of every class from a conditional generator.
 
     Returns ``(images, labels)``: float32 images in [0, 1] and int32 labels.
@@ -35,8 +40,9 @@ def generated_examples(generator, per_class, seed=0):
 
 
 def augmentation_gain(
-    train, test, generator, per_class=1000, classifier="cnn", epochs=10, seed=0
-):
+    train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], generator: "GenerativeModel",
+    per_class: int = 1000, classifier: str = "cnn", epochs: int = 10, seed: int = 0
+) -> dict:
     """Test accuracy of ``classifier`` trained on ``train`` alone and on ``train`` plus generated images.
 
     Parameters

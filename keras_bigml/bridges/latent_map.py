@@ -6,6 +6,8 @@ decodes a grid of points over that plane, so one figure shows where each class
 lives and what the model draws there.
 """
 
+import os
+
 import numpy as np
 
 from keras_bigml.errors import ConfigError, DataError
@@ -40,7 +42,7 @@ class LatentMap:
         self.batch_size = batch_size
         self.projection_ = None
 
-    def fit(self, images, labels=None):
+    def fit(self, images: np.ndarray, labels: np.ndarray | None = None) -> "LatentMap":
         """Encode ``images`` (posterior means) and keep their 2-D coordinates."""
         from tqdm.auto import tqdm
 
@@ -63,12 +65,12 @@ class LatentMap:
         self.labels_ = None if labels is None else np.asarray(labels)
         return self
 
-    def extent(self):
+    def extent(self) -> tuple[float, float, float, float]:
         """``(x_min, x_max, y_min, y_max)``: the 1st to 99th percentile of the coordinates."""
         low, high = np.percentile(self.coordinates_, [1, 99], axis=0)
         return low[0], high[0], low[1], high[1]
 
-    def decoded_grid(self, size=15):
+    def decoded_grid(self, size: int = 15) -> np.ndarray:
         """Decode ``size x size`` points spread over :meth:`extent`, top row first."""
         x_min, x_max, y_min, y_max = self.extent()
         xs, ys = np.linspace(x_min, x_max, size), np.linspace(y_max, y_min, size)
@@ -76,7 +78,7 @@ class LatentMap:
         z = self.projection_.inverse_transform(plane) if self.projection_ is not None else plane
         return np.asarray(self.vae.decode(z.astype(np.float32)))
 
-    def save(self, path, grid_size=15):
+    def save(self, path: str | os.PathLike, grid_size: int = 15) -> str | os.PathLike:
         """Write the scatter of the dataset beside the decoded grid as one PNG; return ``path``."""
         return save_latent_map(self.coordinates_, self.labels_, self.decoded_grid(grid_size), grid_size,
                                self.extent(), path)

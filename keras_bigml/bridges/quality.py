@@ -15,7 +15,7 @@ STATISTICS = (
 )
 
 
-def image_statistics(images):
+def image_statistics(images: np.ndarray) -> np.ndarray:
     """Per-image statistics of images in [0, 1]: one row of ``STATISTICS`` per image.
 
     >>> image_statistics(np.zeros((2, 4, 4, 1))).shape
@@ -75,7 +75,7 @@ class SampleQuality:
         self.random_state = random_state
         self.model_ = None
 
-    def fit(self, real_images, generated_images):
+    def fit(self, real_images: np.ndarray, generated_images: np.ndarray) -> "SampleQuality":
         """Learn real versus generated from image statistics (nothing to learn for ``classifier``)."""
         if self.method == "statistics":
             from keras_bigml.classical import make_model
@@ -86,7 +86,7 @@ class SampleQuality:
             self.model_.fit(features, labels)
         return self
 
-    def score(self, images):
+    def score(self, images: np.ndarray) -> np.ndarray:
         """One score in [0, 1] per image; higher means more like a good sample."""
         if self.method == "classifier":
             probabilities = self.classifier.predict(np.asarray(images, np.float32), batch_size=500, verbose=0)
@@ -95,6 +95,6 @@ class SampleQuality:
             raise ConfigError("Call fit(real_images, generated_images) before scoring.")
         return self.model_.predict_proba(image_statistics(images))[:, 1]
 
-    def flag(self, images):
+    def flag(self, images: np.ndarray) -> np.ndarray:
         """True for each image whose score is below ``threshold``."""
         return self.score(images) < self.threshold

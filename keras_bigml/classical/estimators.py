@@ -8,6 +8,7 @@ optionally ``select`` (feature selection) and ``model``.
 """
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -51,7 +52,7 @@ class NumericImputer(TransformerMixin, BaseEstimator):
     def __init__(self, strategy="mean"):
         self.strategy = strategy
 
-    def fit(self, X, y=None):
+    def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> "NumericImputer":
         if self.strategy not in ("mean", "median"):
             raise ConfigError(f"strategy must be 'mean' or 'median', got {self.strategy!r}.")
         X = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64)
@@ -65,13 +66,13 @@ class NumericImputer(TransformerMixin, BaseEstimator):
             self.statistics_ = np.nan_to_num(reduce(X, axis=0), nan=0.0)
         return self
 
-    def transform(self, X):
+    def transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         check_is_fitted(self, "statistics_")
         X = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64, reset=False)
         missing = np.isnan(X)
         return np.where(missing, self.statistics_, X) if missing.any() else X
 
-    def get_feature_names_out(self, input_features=None):
+    def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> np.ndarray:
         return _check_feature_names_in(self, input_features)
 
     def __sklearn_tags__(self):
@@ -107,11 +108,11 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         self.scale = scale
         self.max_categories = max_categories
 
-    def fit(self, X, y=None):
+    def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> "TabularPreprocessor":
         self.fit_transform(X)
         return self
 
-    def fit_transform(self, X, y=None):
+    def fit_transform(self, X: pd.DataFrame | np.ndarray, y: object = None) -> np.ndarray:
         transformer, data = self._unfitted_transformer(X)
         if self.categorical_columns_:
             output = transformer.fit_transform(data)
@@ -122,7 +123,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         self.transformer_ = transformer
         return output
 
-    def transform(self, X):
+    def transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         check_is_fitted(self, "transformer_")
         if self.categorical_columns_:
             return self.transformer_.transform(X)
@@ -135,7 +136,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
             X = step.transform(X)
         return X
 
-    def get_feature_names_out(self, input_features=None):
+    def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> np.ndarray:
         check_is_fitted(self, "transformer_")
         if self.categorical_columns_:
             names = [name.split("__", 1)[1] for name in self.transformer_.get_feature_names_out()]
@@ -193,16 +194,16 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
 
 
 def make_model(
-    algorithm,
-    task="classification",
+    algorithm: str,
+    task: str = "classification",
     *,
-    impute="mean",
-    scale=None,
-    select_features=None,
-    random_state=None,
-    n_jobs=None,
-    **params,
-):
+    impute: str = "mean",
+    scale: bool | None = None,
+    select_features: int | None = None,
+    random_state: int | None = None,
+    n_jobs: int | None = None,
+    **params: object,
+) -> Pipeline:
     """Build a scikit-learn pipeline for ``algorithm`` and ``task``.
 
     Parameters
@@ -260,7 +261,7 @@ def make_model(
     return Pipeline(steps)
 
 
-def algorithm_names(task=None):
+def algorithm_names(task: str | None = None) -> list[str]:
     """Names of the algorithms (for one task, when given).
 
     >>> algorithm_names("regression")
@@ -276,7 +277,7 @@ def _estimator_class(algorithm, task):
     return classifier if task == "classification" else regressor, needs_scaling, seeded
 
 
-def check_algorithm(algorithm, task):
+def check_algorithm(algorithm: str, task: str) -> None:
     """Refuse an unknown algorithm or task, or an algorithm that does not do the task.
 
     >>> check_algorithm("logistic_regression", "regression")  # doctest: +ELLIPSIS

@@ -1,17 +1,23 @@
 """Reports for fitted classifiers and regressors, as dictionaries and as PNG plots."""
 
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn import metrics
+from sklearn.base import BaseEstimator
 from sklearn.inspection import permutation_importance
 
 from keras_bigml import plotting
 from keras_bigml.errors import DataError
 from keras_bigml.files import atomic_path, plain_value
 
+if TYPE_CHECKING:
+    import pandas as pd
 
-def classification_report(model, X, y):
+
+def classification_report(model: BaseEstimator, X: "pd.DataFrame | np.ndarray", y: "pd.Series | np.ndarray") -> dict:
     """Accuracy, per-class precision/recall/F1, confusion matrix and ROC AUC.
 
     ROC AUC (one-vs-rest, macro-averaged for several classes) is included when
@@ -51,7 +57,7 @@ def classification_report(model, X, y):
     return report
 
 
-def class_scores(model, X, num_classes):
+def class_scores(model: BaseEstimator, X: "pd.DataFrame | np.ndarray", num_classes: int) -> np.ndarray | None:
     """Per-class scores for ROC analysis, shape (n, num_classes), or None.
 
     Probabilities when the model has them; for two classes a decision function
@@ -68,7 +74,7 @@ def class_scores(model, X, num_classes):
     return None
 
 
-def regression_report(model, X, y):
+def regression_report(model: BaseEstimator, X: "pd.DataFrame | np.ndarray", y: "pd.Series | np.ndarray") -> dict:
     """R^2, mean absolute error and root mean squared error.
 
     >>> from keras_bigml.classical import make_model
@@ -85,7 +91,8 @@ def regression_report(model, X, y):
     }
 
 
-def save_report_plots(model, X, y, task, out_dir, random_state=0):
+def save_report_plots(model: BaseEstimator, X: "pd.DataFrame | np.ndarray", y: "pd.Series | np.ndarray", task: str,
+                      out_dir: str | os.PathLike, random_state: int = 0) -> dict[str, str | os.PathLike]:
     """Write the plots a reader looks at; return their paths by name.
 
     Classification: confusion matrix, ROC curve (when probabilities exist).
@@ -115,7 +122,8 @@ def save_report_plots(model, X, y, task, out_dir, random_state=0):
     return paths
 
 
-def feature_importance(model, X, y, random_state=0):
+def feature_importance(model: BaseEstimator, X: "pd.DataFrame | np.ndarray", y: "pd.Series | np.ndarray",
+                       random_state: int = 0) -> tuple[list[str], np.ndarray]:
     """Return ``(feature names, importances)``: the model's own when it has them.
 
     Pipelines report importances for the features their last step sees (after
@@ -184,7 +192,7 @@ class PartitionReport:
             self.absolute_error = 0.0
             self.kept = np.empty((0, 3))  # (random key, true, predicted)
 
-    def update(self, y, predicted, scores=None):
+    def update(self, y: np.ndarray, predicted: np.ndarray, scores: np.ndarray | None = None) -> None:
         """Add rows: class indices (or values for regression) and, optionally, per-class scores."""
         y = np.asarray(y)
         predicted = np.asarray(predicted)
@@ -250,7 +258,7 @@ class PartitionReport:
             state["histograms"] = histograms
         self.__dict__.update(state)
 
-    def merge(self, other):
+    def merge(self, other: "PartitionReport") -> "PartitionReport":
         """Add another partial report of the same task and classes; return self."""
         if other.rows == 0:
             return self
@@ -266,7 +274,7 @@ class PartitionReport:
             self._keep(other.kept)
         return self
 
-    def report(self):
+    def report(self) -> dict:
         """The same keys as `classification_report` / `regression_report`."""
         if self.rows == 0:
             raise DataError("The report has no rows: every row fell outside this share of the split.")
@@ -296,7 +304,7 @@ class PartitionReport:
             report["roc_auc"] = float(np.mean([auc for auc, _ in aucs]))
         return report
 
-    def roc_auc_max_error(self):
+    def roc_auc_max_error(self) -> float | None:
         """The largest difference between the reported ROC AUC and the exact one, or None."""
         aucs = self._aucs()
         return None if aucs is None else float(np.mean([error for _, error in aucs]))
@@ -314,7 +322,7 @@ class PartitionReport:
             results.append((float(auc), float(0.5 * (positive * negative).sum() / pairs)))
         return results
 
-    def roc_curves(self):
+    def roc_curves(self) -> dict:
         """``{class: (false positive rates, true positive rates, auc)}`` from the histograms."""
         shown = self.classes[1:] if len(self.classes) == 2 else self.classes
         curves = {}
@@ -325,7 +333,7 @@ class PartitionReport:
             curves[plain_value(cls)] = (fpr, tpr, auc)
         return curves
 
-    def sample(self):
+    def sample(self) -> tuple[np.ndarray, np.ndarray]:
         """``(true, predicted)`` of the uniform sample of regression rows."""
         return self.kept[:, 1], self.kept[:, 2]
 
@@ -339,7 +347,8 @@ def _compact(values):
     return values.astype(np.uint64)
 
 
-def save_partition_report_plots(report, importances, out_dir):
+def save_partition_report_plots(report: "PartitionReport", importances: tuple[Sequence[str], Sequence[float]],
+                                out_dir: str | os.PathLike) -> dict[str, str | os.PathLike]:
     """The plots of `save_report_plots`, drawn from a `PartitionReport` and ``(names, importances)``."""
     os.makedirs(out_dir, exist_ok=True)
     paths = {}

@@ -31,15 +31,25 @@ Generative models and image classifiers (these import TensorFlow):
 """
 
 import math
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
+from sklearn.utils import Bunch
 from sklearn.utils.metaestimators import available_if
 
 from keras_bigml.errors import ConfigError, DataError
 from keras_bigml.plotting import new_figure, save_figure
+
+if TYPE_CHECKING:
+    import keras
+
+    from keras_bigml.generative.base import GenerativeModel
+    from keras_bigml.generative.vae import VAE
 
 SHAP_EXTRA = "pip install 'keras_bigml[explain]'"
 
@@ -65,11 +75,11 @@ class FeatureRanking:
         if self.spread is not None:
             self.spread = np.asarray(self.spread, dtype=np.float64)[order]
 
-    def top(self, count):
+    def top(self, count: int) -> list[str]:
         """The ``count`` most important features."""
         return self.features[:count]
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         rows = []
         for index, name in enumerate(self.features):
             row = {"feature": name, "score": float(self.scores[index])}
@@ -89,13 +99,13 @@ class ShapValues:
     explainer: str
     output: str
 
-    def ranking(self):
+    def ranking(self) -> FeatureRanking:
         return FeatureRanking("shap", "mean |SHAP value|", self.features, np.abs(self.values).mean(axis=0))
 
 
 # Scores and rankings ------------------------------------------------------------------------------
 
-def held_out_score(model, X, y, task):
+def held_out_score(model: BaseEstimator, X: pd.DataFrame, y: pd.Series | np.ndarray, task: str) -> tuple[str, float]:
     """The score the rankings are measured with: ROC AUC when the model gives class scores, else
     accuracy (classification); R^2 (regression). Returns ``(name, value)``."""
     name, scorer = _scorer(model, task, y)
@@ -121,7 +131,8 @@ def _scorer(model, task, y):
     return "ROC AUC", roc_auc
 
 
-def permutation_ranking(model, X, y, task, n_repeats=5, random_state=0) -> FeatureRanking:
+def permutation_ranking(model: BaseEstimator, X: pd.DataFrame, y: pd.Series | np.ndarray, task: str,
+                        n_repeats: int = 5, random_state: int = 0) -> FeatureRanking:
     """Rank ``X``'s columns by the drop of the held-out score when each is shuffled.
 
     ``X, y`` should be rows the model was not trained on. The score is
@@ -144,7 +155,8 @@ def permutation_ranking(model, X, y, task, n_repeats=5, random_state=0) -> Featu
                           result.importances_std)
 
 
-def partial_dependence(model, X, feature, task, grid_resolution=20, percentiles=(0.05, 0.95)):
+def partial_dependence(model: BaseEstimator, X: pd.DataFrame, feature: str, task: str, grid_resolution: int = 20,
+                       percentiles: tuple[float, float] = (0.05, 0.95)) -> Bunch:
     """Partial dependence and ICE curves of one column, as `sklearn.inspection.partial_dependence`'s
     brute method gives them: ``Bunch(grid_values=[grid], average=(outputs, grid),
     individual=(outputs, rows, grid))``.
@@ -155,8 +167,6 @@ def partial_dependence(model, X, feature, task, grid_resolution=20, percentiles=
     value: small calls are slow for pipelines with a column transformer and for
     multi-threaded boosting.
     """
-    from sklearn.utils import Bunch
-
     X = _floats_for_grid(X)
     column = X[feature]
     values = column.dropna()
@@ -187,7 +197,8 @@ def _responses(estimator, X, task):
     return scores[:, 1:] if scores.shape[1] == 2 else scores
 
 
-def partial_dependence_ranking(model, X, task, features=None, grid_resolution=20) -> FeatureRanking:
+def partial_dependence_ranking(model: BaseEstimator, X: pd.DataFrame, task: str, features: Sequence[str] | None = None,
+                               grid_resolution: int = 20) -> FeatureRanking:
     """Rank columns by the range of their partial dependence curve: its largest minus its smallest
     average prediction (for several classes, the largest range among the classes' curves).
 
@@ -206,7 +217,8 @@ def partial_dependence_ranking(model, X, task, features=None, grid_resolution=20
     return FeatureRanking("pdp", "range of the partial dependence", features, ranges)
 
 
-def shap_values(model, X, background=None, max_background=50, random_state=0) -> ShapValues:
+def shap_values(model: BaseEstimator, X: pd.DataFrame, background: pd.DataFrame | None = None,
+                max_background: int = 50, random_state: int = 0) -> ShapValues:
     """SHAP values of ``X``'s rows per input column (see the module's notes on explainers).
 
     ``background`` (rows, default ``X``) is what the linear and permutation
@@ -290,7 +302,8 @@ def _one_output(values, model, X):
 
 # Plots --------------------------------------------------------------------------------------------
 
-def save_ranking_plot(ranking, path, top=20, title=None):
+def save_ranking_plot(ranking: FeatureRanking, path: str | os.PathLike, top: int = 20,
+                      title: str | None = None) -> str | os.PathLike:
     """Horizontal bars of a ranking's ``top`` features (with their spread as error bars)."""
     count = min(top, len(ranking.features))
     fig, ax = new_figure((6.5, 0.32 * count + 1.6))
@@ -304,7 +317,9 @@ def save_ranking_plot(ranking, path, top=20, title=None):
     return save_figure(fig, path)
 
 
-def save_partial_dependence_plot(model, X, features, task, path, random_state=0, ice_rows=50):
+def save_partial_dependence_plot(model: BaseEstimator, X: pd.DataFrame, features: Sequence[str], task: str,
+                                 path: str | os.PathLike, random_state: int = 0,
+                                 ice_rows: int = 50) -> str | os.PathLike:
     """Partial dependence (thick line) and ICE curves (``ice_rows`` rows, thin lines) of ``features``,
     drawn by `sklearn.inspection.PartialDependenceDisplay` from :func:`partial_dependence`'s curves.
 
@@ -347,7 +362,7 @@ def save_partial_dependence_plot(model, X, features, task, path, random_state=0,
     return save_figure(fig, path)
 
 
-def save_shap_summary(shap, path, top=15):
+def save_shap_summary(shap: ShapValues, path: str | os.PathLike, top: int = 15) -> str | os.PathLike:
     """SHAP summary: one row of dots per column (most important on top), each dot a row of the table,
     placed at its SHAP value and coloured by the column's value (blue low, red high; grey for
     categories and missing values)."""
@@ -380,7 +395,9 @@ def save_shap_summary(shap, path, top=15):
 
 # Generative models and image classifiers ---------------------------------------------------------
 
-def latent_traversal(model, dimensions, values=None, base=None, labels=None, seed=0):
+def latent_traversal(model: "GenerativeModel", dimensions: Sequence[int], values: Sequence[float] | None = None,
+                     base: np.ndarray | None = None, labels: int | None = None,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Images of a latent model while each of ``dimensions`` sweeps ``values``, the others fixed.
 
     Parameters
@@ -421,7 +438,8 @@ def latent_traversal(model, dimensions, values=None, base=None, labels=None, see
     return images.reshape(len(dimensions), len(values), *images.shape[1:]), codes
 
 
-def active_dimensions(vae, images, count=None, labels=None):
+def active_dimensions(vae: "VAE", images: np.ndarray, count: int | None = None,
+                      labels: np.ndarray | None = None) -> tuple[list[int], np.ndarray]:
     """A VAE's latent dimensions from the most to the least used: mean KL divergence of the posterior
     from the prior on ``images``; returns ``(dimensions, kl)``, both ordered."""
     mean, log_var = vae.encode(np.asarray(images, np.float32), labels)
@@ -431,7 +449,8 @@ def active_dimensions(vae, images, count=None, labels=None):
     return [int(d) for d in order], kl[order]
 
 
-def grad_cam(classifier, images, class_index=None, layer=None):
+def grad_cam(classifier: "keras.Model", images: np.ndarray, class_index: int | Sequence[int] | None = None,
+             layer: str | None = None) -> np.ndarray:
     """Grad-CAM heat maps, shape (N, height, width) in [0, 1], one per image.
 
     ``class_index`` (an int, or one per image) is the class to explain, by
@@ -481,7 +500,8 @@ def _last_spatial_layer(classifier):
     raise ConfigError(f"{classifier.name} has no layer with a spatial (4-D) output for Grad-CAM.")
 
 
-def save_grad_cam(images, heatmaps, path, alpha=0.5):
+def save_grad_cam(images: np.ndarray, heatmaps: np.ndarray, path: str | os.PathLike,
+                  alpha: float = 0.5) -> str | os.PathLike:
     """Each image beside its heat map laid over it (jet colours), in a grid of pairs."""
     from matplotlib import colormaps
 

@@ -9,6 +9,8 @@ generated images is bounded by time, not memory.
 """
 
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -16,8 +18,12 @@ from scipy import linalg
 
 from keras_bigml.errors import DataError
 
+if TYPE_CHECKING:
+    from keras_bigml.generative.base import GenerativeModel
 
-def train_classifier(images, labels, num_classes=None, epochs=3, batch_size=128, seed=0, verbose=0):
+
+def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int | None = None, epochs: int = 3,
+                     batch_size: int = 128, seed: int = 0, verbose: int | str = 0) -> keras.Model:
     """Train a small CNN classifier on images in [0, 1]; its ``features`` layer feeds the metrics.
 
     >>> from keras_bigml.data import load_images
@@ -45,7 +51,8 @@ def train_classifier(images, labels, num_classes=None, epochs=3, batch_size=128,
     return classifier
 
 
-def inception_classifier(weights, input_shape=(28, 28, 1)):
+def inception_classifier(weights: str | os.PathLike,
+                         input_shape: tuple[int, int, int] = (28, 28, 1)) -> keras.Model:
     """Inception-v3 on images in [0, 1] of any size and 1 or 3 channels, from a local weights file.
 
     Images are resized to 299x299, made RGB and scaled as Inception expects; the
@@ -68,7 +75,8 @@ def inception_classifier(weights, input_shape=(28, 28, 1)):
     return keras.Model(inputs, inception.output, name="inception_v3")
 
 
-def classifier_outputs(classifier, images, batch_size=500):
+def classifier_outputs(classifier: keras.Model, images: np.ndarray,
+                       batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(features, probabilities)`` of a classifier for images, in batches.
 
     Features come from the layer named ``features`` if there is one, else from
@@ -115,7 +123,7 @@ class FeatureStatistics:
         self.mean = None
         self._scatter = None
 
-    def update(self, features):
+    def update(self, features: np.ndarray) -> "FeatureStatistics":
         """Add a batch of feature vectors, shape ``(n, d)``; returns self."""
         features = np.asarray(features, np.float64)
         if features.ndim != 2 or (self.mean is not None and features.shape[1] != len(self.mean)):
@@ -129,7 +137,7 @@ class FeatureStatistics:
         centred = features - mean
         return self._add(len(features), mean, centred.T @ centred)
 
-    def merge(self, other):
+    def merge(self, other: "FeatureStatistics") -> "FeatureStatistics":
         """Add the statistics of another `FeatureStatistics` (of disjoint features); returns self."""
         if other.count:
             if self.mean is not None and len(other.mean) != len(self.mean):
@@ -151,19 +159,19 @@ class FeatureStatistics:
         return self
 
     @property
-    def covariance(self):
+    def covariance(self) -> np.ndarray:
         """The unbiased covariance (``np.cov``'s), shape ``(d, d)``."""
         if self.count < 2:
             raise DataError(f"A covariance needs at least two feature vectors, got {self.count}.")
         return self._scatter / (self.count - 1)
 
     @classmethod
-    def from_features(cls, features):
+    def from_features(cls, features: np.ndarray) -> "FeatureStatistics":
         """Statistics of a whole feature array at once."""
         return cls().update(features)
 
 
-def feature_statistics(classifier, images, batch_size=500):
+def feature_statistics(classifier: keras.Model, images: np.ndarray, batch_size: int = 500) -> "FeatureStatistics":
     """Stream images through a classifier and return the `FeatureStatistics` of its features.
 
     ``images`` is an array, or any iterable of batches (a ``tf.data.Dataset``
@@ -188,7 +196,8 @@ def feature_statistics(classifier, images, batch_size=500):
     return stats
 
 
-def frechet_distance(features_a, features_b):
+def frechet_distance(features_a: "np.ndarray | FeatureStatistics",
+                     features_b: "np.ndarray | FeatureStatistics") -> float:
     """Frechet distance between Gaussians fitted to two feature sets (FID on any features).
 
     ``|mu_a - mu_b|^2 + Tr(C_a + C_b - 2 (C_a C_b)^(1/2))``
@@ -209,7 +218,8 @@ def frechet_distance(features_a, features_b):
     return float(max(value, 0.0))
 
 
-def kernel_distance(features_a, features_b, subsets=10, subset_size=1000, seed=0):
+def kernel_distance(features_a: np.ndarray, features_b: np.ndarray, subsets: int = 10, subset_size: int = 1000,
+                    seed: int = 0) -> float:
     """Kernel distance (KID): unbiased MMD^2 with a cubic polynomial kernel, averaged over subsets.
 
     Unlike the Frechet distance it is unbiased for small samples.
@@ -236,7 +246,7 @@ def kernel_distance(features_a, features_b, subsets=10, subset_size=1000, seed=0
     return float(np.mean(estimates))
 
 
-def classifier_score(probabilities):
+def classifier_score(probabilities: np.ndarray) -> float:
     """exp(E_x KL(p(y|x) || p(y))): high when each image is confidently one class and all classes occur.
 
     The Inception score's formula on any classifier's probabilities; between 1
@@ -250,7 +260,7 @@ def classifier_score(probabilities):
     return float(np.exp(np.mean(np.sum(p * (np.log(p) - np.log(marginal)), axis=1))))
 
 
-def label_agreement(probabilities, requested_labels):
+def label_agreement(probabilities: np.ndarray, requested_labels: Sequence[int] | np.ndarray) -> float:
     """Share of samples whose predicted class is the requested one.
 
     >>> label_agreement(np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]), [0, 1, 1])
@@ -260,7 +270,8 @@ def label_agreement(probabilities, requested_labels):
     return float(np.mean(predicted == np.asarray(requested_labels)))
 
 
-def generator_report(generator, classifier, real_train, real_test, num_samples=1000, seed=0):
+def generator_report(generator: "GenerativeModel", classifier: keras.Model, real_train: np.ndarray,
+                     real_test: np.ndarray, num_samples: int = 1000, seed: int = 0) -> dict:
     """All classifier-based metrics of a GAN or VAE against real images, as a dict.
 
     ``real_train`` and ``real_test`` are image arrays in [0, 1]; the generated
