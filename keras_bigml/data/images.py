@@ -24,7 +24,7 @@ import numbers
 import os
 import socket
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -42,24 +42,24 @@ _DIGITS_TRAIN_FRACTION = 0.8
 
 
 def load_images(
-    source="digits",
+    source: str | os.PathLike | np.ndarray | tuple[np.ndarray, ...] = "digits",
     *,
-    split="train",
-    image_size=None,
-    channels=None,
-    value_range=(0.0, 1.0),
-    labels=False,
-    batch_size=64,
-    shuffle=True,
-    shuffle_buffer=10_000,
-    seed=None,
-    cache=False,
-    binarize=False,
-    limit=None,
-    drop_remainder=False,
-    data_dir=None,
-    skip_bad_files=False,
-):
+    split: str = "train",
+    image_size: int | tuple[int, int] | None = None,
+    channels: int | None = None,
+    value_range: tuple[float, float] = (0.0, 1.0),
+    labels: bool = False,
+    batch_size: int | None = 64,
+    shuffle: bool = True,
+    shuffle_buffer: int = 10_000,
+    seed: int | None = None,
+    cache: bool | str = False,
+    binarize: bool = False,
+    limit: int | None = None,
+    drop_remainder: bool = False,
+    data_dir: str | None = None,
+    skip_bad_files: bool = False,
+) -> tf.data.Dataset:
     """Build a shuffled, batched, prefetched dataset of float images.
 
     Parameters
@@ -235,7 +235,8 @@ class SkippedFilesWarning(UserWarning):
     """Unreadable files or shards were skipped because ``skip_bad_files=True``; the message says how many."""
 
 
-def count_classes(dataset_or_labels, num_classes=None):
+def count_classes(dataset_or_labels: tf.data.Dataset | np.ndarray | Sequence[int],
+                  num_classes: int | None = None) -> int:
     """Return the number of classes of integer labels ``0..K-1``, refusing labels that cannot be classes.
 
     One pass over the labels: a ``tf.data.Dataset`` of ``(images, labels)``
@@ -330,7 +331,8 @@ def _integer_labels(labels):
     return np.unique(labels).astype(np.int64)
 
 
-def random_jitter(dataset, enlarge=286 / 256, flip=True, seed=None):
+def random_jitter(dataset: tf.data.Dataset, enlarge: float = 286 / 256, flip: bool = True,
+                  seed: int | None = None) -> tf.data.Dataset:
     """CycleGAN's jitter on a dataset of single images: enlarge, random crop back, random flip.
 
     Each image is resized to ``enlarge`` times its size (286 for 256 pixels, as
@@ -358,7 +360,7 @@ def random_jitter(dataset, enlarge=286 / 256, flip=True, seed=None):
     return tf.data.Dataset.zip((dataset, draws)).map(jitter, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def frame_digits(images, size=28, box=20, threshold=0.1):
+def frame_digits(images: np.ndarray, size: int = 28, box: int = 20, threshold: float = 0.1) -> np.ndarray:
     """Frame digit images the way MNIST's were made, for classifiers trained on MNIST.
 
     Each image's ink bounding box (pixels above ``threshold``) is scaled, keeping
@@ -430,7 +432,8 @@ def frame_digits(images, size=28, box=20, threshold=0.1):
     return np.clip(framed, 0.0, 1.0)
 
 
-def pair_unpaired(dataset_a, dataset_b, *, batch_size=1, steps=None):
+def pair_unpaired(dataset_a: tf.data.Dataset, dataset_b: tf.data.Dataset, *, batch_size: int = 1,
+                  steps: int | None = None) -> tf.data.Dataset:
     """Zip two unpaired, unbatched image sets into batches of ``(image_a, image_b)``.
 
     An epoch lasts as long as the larger set; the smaller one repeats (and
@@ -476,7 +479,7 @@ def pair_unpaired(dataset_a, dataset_b, *, batch_size=1, steps=None):
     return pairs.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def find_dataset(filename, env_var="KERAS_BIGML_DATASETS"):
+def find_dataset(filename: str, env_var: str = "KERAS_BIGML_DATASETS") -> str | None:
     """Return the path of ``filename`` in the folders listed in ``$KERAS_BIGML_DATASETS``.
 
     The variable holds folders separated by ``os.pathsep``; returns None when the
@@ -492,7 +495,7 @@ def find_dataset(filename, env_var="KERAS_BIGML_DATASETS"):
     return None
 
 
-def worker_count():
+def worker_count() -> int:
     """The number of workers (chief included) that ``TF_CONFIG`` names; 1 without it.
 
     >>> import os
@@ -506,7 +509,7 @@ def worker_count():
         return 1
 
 
-def network_available(address=TFDS_DOWNLOAD_HOST, timeout=3.0):
+def network_available(address: tuple[str, int] = TFDS_DOWNLOAD_HOST, timeout: float = 3.0) -> bool:
     """Return whether a TCP connection to ``address`` opens within ``timeout`` seconds."""
     try:
         with socket.create_connection(address, timeout=timeout):

@@ -30,6 +30,7 @@ import shutil
 import socket
 import time
 import warnings
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -52,7 +53,7 @@ _PROGRESS_FILE = "writing.json"
 _INTERLEAVED_SHARDS = 16
 
 
-def is_shard_directory(path):
+def is_shard_directory(path: str | os.PathLike) -> bool:
     """Return whether ``path`` is a directory holding a shard ``manifest.json``.
 
     >>> is_shard_directory(".")
@@ -61,7 +62,7 @@ def is_shard_directory(path):
     return os.path.isfile(os.path.join(os.fspath(path), MANIFEST))
 
 
-def read_manifest(directory):
+def read_manifest(directory: str | os.PathLike) -> dict:
     """Return the checked manifest of a shard directory.
 
     Raises
@@ -108,7 +109,7 @@ def read_manifest(directory):
     return manifest
 
 
-def open_shards(directory, options):
+def open_shards(directory: str | os.PathLike, options: "_images._ReadOptions") -> "_images._Opened":
     """The records of a shard directory, ready for `load_images` to batch, parse and decode.
 
     The chosen split's shards are checked (present, sizes and SHA-256 as in the
@@ -155,7 +156,8 @@ def open_shards(directory, options):
     return _images._Opened(records, decode, has_labels, policy)
 
 
-def record_decoder(manifest, labels):
+def record_decoder(manifest: Mapping,
+                   labels: bool) -> Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor | None]]:
     """A function from one serialized record, or a batch, to ``(uint8 images, int32 labels or None)``."""
     height, width, channels = manifest["image_shape"]
     encoding = manifest["encoding"]
@@ -183,9 +185,11 @@ def record_decoder(manifest, labels):
     return decode
 
 
-def write_shards(source, out_dir, *, splits=None, image_size=None, channels=None, encoding=None,
-                 num_shards=None, shard_size_mb=100, seed=0, skip_bad_files=False, overwrite=False,
-                 data_dir=None, progress=True):
+def write_shards(source: str | os.PathLike | np.ndarray | tuple[np.ndarray, np.ndarray], out_dir: str | os.PathLike,
+                 *, splits: list[str] | None = None, image_size: int | tuple[int, int] | None = None,
+                 channels: int | None = None, encoding: str | None = None, num_shards: int | None = None,
+                 shard_size_mb: float = 100, seed: int = 0, skip_bad_files: bool = False, overwrite: bool = False,
+                 data_dir: str | None = None, progress: bool = True) -> dict:
     """Write any source `load_images` reads as TFRecord shards with a manifest; return the manifest.
 
     Parameters
@@ -347,7 +351,7 @@ class ShardWriter:
         self._counts = [0] * self.num_shards
         return self
 
-    def write(self, images, labels=None):
+    def write(self, images: np.ndarray, labels: np.ndarray | None = None) -> None:
         """Add a batch: uint8 (0..255) or float (0..1) images shaped ``(n, h, w[, c])``, and their labels."""
         if self._tmp is None:
             raise ConfigError("ShardWriter.write works inside its with block only.")

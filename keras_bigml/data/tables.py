@@ -13,6 +13,7 @@ engine and every batch size sees the same split without a global shuffle.
 
 import glob as globbing
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,7 @@ TABLE_EXTENSIONS = (".csv", ".parquet", ".pq")
 BATCH_ROWS = 65_536
 
 
-def load_table(source, target=None):
+def load_table(source: str | os.PathLike | pd.DataFrame, target: str | None = None) -> tuple[pd.DataFrame, pd.Series]:
     """Load a table and split off its target column.
 
     Parameters
@@ -72,7 +73,7 @@ def load_table(source, target=None):
     return split_target(frame, target, name)
 
 
-def is_partitioned(source):
+def is_partitioned(source: str | os.PathLike) -> bool:
     """True for a directory or a glob pattern (several parts), False for one file or a name.
 
     >>> is_partitioned("parts/*.parquet"), is_partitioned("iris")
@@ -82,7 +83,7 @@ def is_partitioned(source):
     return os.path.isdir(source) or globbing.has_magic(source)
 
 
-def split_target(frame, target, name="the table"):
+def split_target(frame: pd.DataFrame, target: str | None, name: str = "the table") -> tuple[pd.DataFrame, pd.Series]:
     """Return ``(features, target)`` after checking the table can be learned from."""
     if len(frame) == 0:
         raise DataError(f"{name} has no rows.")
@@ -108,7 +109,7 @@ def split_target(frame, target, name="the table"):
     return X, y
 
 
-def check_unique_columns(columns, name="the table"):
+def check_unique_columns(columns: Iterable[str], name: str = "the table") -> None:
     """Refuse repeated column names (a CSV header naming the target twice would train on a copy of it).
 
     >>> check_unique_columns(["a", "target", "target"], "t.csv")
@@ -124,7 +125,7 @@ def check_unique_columns(columns, name="the table"):
         raise DataError(f"{name} repeats the column {noun} {listed}; give every column its own name.")
 
 
-def check_feature_values(X, name="the table"):
+def check_feature_values(X: pd.DataFrame, name: str = "the table") -> None:
     """Refuse feature columns with no values at all, and numeric columns holding infinities.
 
     >>> check_feature_values(pd.DataFrame({"a": [1.0, np.inf], "b": [np.nan, np.nan]}), "t.csv")
@@ -144,7 +145,8 @@ def check_feature_values(X, name="the table"):
         )
 
 
-def iter_table_chunks(path, target, chunk_rows=10_000, columns=None):
+def iter_table_chunks(path: str | os.PathLike, target: str, chunk_rows: int = 10_000,
+                      columns: Sequence[str] | None = None) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
     """Yield ``(X, y)`` chunks of a CSV or Parquet file (or of every part of a directory or glob).
 
     Memory stays bounded by ``chunk_rows`` whatever the file's size.
@@ -181,7 +183,7 @@ class Part:
     blocks: tuple
 
     @property
-    def rows(self):
+    def rows(self) -> int | None:
         """Rows in the part, or None for CSV (known only once read)."""
         counts = [block.rows for block in self.blocks]
         return None if None in counts else sum(counts)
@@ -206,7 +208,7 @@ class PartitionedTable:
         self.parts = parts
 
     @property
-    def rows(self):
+    def rows(self) -> int | None:
         """Rows in the table, or None when some part is CSV."""
         counts = [part.rows for part in self.parts]
         return None if None in counts else sum(counts)
@@ -215,7 +217,8 @@ class PartitionedTable:
         rows = "" if self.rows is None else f", {self.rows} rows"
         return f"<PartitionedTable {self.source!r}: {len(self.parts)} {self.format} parts{rows}>"
 
-    def batches(self, part, columns=None, batch_rows=BATCH_ROWS):
+    def batches(self, part: Part, columns: Sequence[str] | None = None,
+            batch_rows: int = BATCH_ROWS) -> Iterator[tuple[Block, int, pd.DataFrame]]:
         """Yield ``(block, first_row_in_block, frame)`` for each batch of ``part``, in order.
 
         A batch holds at most ``batch_rows`` rows and never spans two blocks.
@@ -231,7 +234,7 @@ class PartitionedTable:
         except (OSError, ValueError, pd.errors.ParserError) as error:
             raise DataError(f"Cannot read part {part.path} ({_one_line(error)}).") from None
 
-    def read(self, part, columns=None):
+    def read(self, part: Part, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """The whole of ``part`` as one DataFrame (for a Dask worker holding that partition)."""
         frames = [frame for _, _, frame in self.batches(part, columns, batch_rows=1 << 22)]
         return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
@@ -274,7 +277,7 @@ class PartitionedTable:
                 start += len(frame)
 
 
-def open_table(source, rows_per_part=None):
+def open_table(source: str | os.PathLike, rows_per_part: int | None = None) -> PartitionedTable:
     """Describe a Parquet or CSV table in one or more files without reading its rows.
 
     Parameters
@@ -433,19 +436,19 @@ class RowSplit:
         self.validation_size = validation_size
         self.seed = seed
 
-    def draws(self, block, start, n):
+    def draws(self, block: Block, start: int, n: int) -> np.ndarray:
         """The uniform numbers of rows ``start`` to ``start + n`` of ``block``."""
         generator = np.random.Generator(np.random.PCG64([self.seed, block.file, block.row_group]))
         generator.bit_generator.advance(start)  # one 64-bit step per double
         return generator.random(n)
 
-    def masks(self, draws):
+    def masks(self, draws: np.ndarray) -> dict[str, np.ndarray]:
         """``{"train": mask, "validation": mask, "test": mask}`` for an array of draws."""
         test = draws < self.test_size
         validation = ~test & (draws < self.test_size + self.validation_size)
         return {"train": ~(test | validation), "validation": validation, "test": test}
 
-    def which(self, draws):
+    def which(self, draws: np.ndarray) -> np.ndarray:
         """The name of each row's share, for inspection."""
         masks = self.masks(draws)
         return np.select([masks["test"], masks["validation"]], ["test", "validation"], "train")
@@ -502,7 +505,7 @@ def _names(columns, limit=20):
     return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
-def check_test_size(test_size):
+def check_test_size(test_size: float) -> None:
     """Refuse a held-out share outside (0, 1).
 
     >>> check_test_size(1.5)
@@ -515,7 +518,7 @@ def check_test_size(test_size):
         raise ConfigError(f"test_size must be a share of the rows between 0 and 1, got {test_size!r}.")
 
 
-def check_target(y, task, test_size, name="the table"):
+def check_target(y: pd.Series, task: str, test_size: float, name: str = "the table") -> None:
     """Refuse a target that cannot be split and learned for ``task``.
 
     Classification needs two classes or more and, for the stratified split, at
@@ -567,7 +570,7 @@ def check_target(y, task, test_size, name="the table"):
 
 
 
-def infer_task(y):
+def infer_task(y: pd.Series | np.ndarray) -> str:
     """``"classification"`` for labels (strings, booleans, few integers), else ``"regression"``.
 
     >>> infer_task(pd.Series([0, 1, 1])), infer_task(pd.Series([0.5, 1.7, 3.2]))
