@@ -218,7 +218,7 @@ class PartitionedTable:
         return f"<PartitionedTable {self.source!r}: {len(self.parts)} {self.format} parts{rows}>"
 
     def batches(self, part: Part, columns: Sequence[str] | None = None,
-            batch_rows: int = BATCH_ROWS) -> Iterator[tuple[Block, int, pd.DataFrame]]:
+                batch_rows: int = BATCH_ROWS) -> Iterator[tuple[Block, int, pd.DataFrame]]:
         """Yield ``(block, first_row_in_block, frame)`` for each batch of ``part``, in order.
 
         A batch holds at most ``batch_rows`` rows and never spans two blocks.
