@@ -20,14 +20,17 @@ this contract, never by testing attributes:
 """
 
 import abc
-from collections.abc import Callable
-from typing import Any, ClassVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import keras
 import numpy as np
 
 from keras_bigml.errors import ConfigError
 from keras_bigml.generative.sampling import latent_vectors
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 ServingFunctions = dict[str, tuple[Callable[..., dict], list]]
 
@@ -58,7 +61,7 @@ class GenerativeModel(keras.Model, metaclass=abc.ABCMeta):
         """
 
     @abc.abstractmethod
-    def sample_grid(self, examples: Any = None, num_images: int = 64, seed: int = 0) -> tuple[np.ndarray, int]:
+    def sample_grid(self, examples: Any = None, num_images: int = 64, seed: int = 0) -> tuple[np.ndarray, int | None]:
         """Images for one sample grid and its number of columns.
 
         ``examples`` is what `grid_examples` took from the training data; the
@@ -66,11 +69,11 @@ class GenerativeModel(keras.Model, metaclass=abc.ABCMeta):
         epochs show one set of samples evolving.
         """
 
-    def grid_examples(self, dataset) -> Any:
+    def grid_examples(self, dataset: "tf.data.Dataset") -> Any:
         """What `sample_grid` needs from the training data (nothing, by default)."""
         return None
 
-    def test_metrics(self, dataset) -> dict[str, float]:
+    def test_metrics(self, dataset: "tf.data.Dataset") -> dict[str, float]:
         """Metrics of this kind of model on a test dataset, beyond ``evaluate``'s losses."""
         return {}
 
@@ -87,10 +90,11 @@ class LatentGenerativeModel(GenerativeModel):
     num_classes: int | None
 
     @abc.abstractmethod
-    def generate(self, n: int | None = None, labels=None, z=None) -> np.ndarray:
+    def generate(self, n: int | None = None, labels: int | Sequence[int] | np.ndarray | None = None,
+                 z: np.ndarray | None = None) -> np.ndarray:
         """Sample images as a numpy array in [0, 1] (see `keras_bigml.generative.sampling`)."""
 
-    def sample_grid(self, examples=None, num_images=64, seed=0):
+    def sample_grid(self, examples: Any = None, num_images: int = 64, seed: int = 0) -> tuple[np.ndarray, int | None]:
         z = latent_vectors(num_images, self.latent_dim, seed)
         return self.generate(z=z), None
 
@@ -103,11 +107,11 @@ class TranslationModel(GenerativeModel):
     image_shape_b: tuple
 
     @abc.abstractmethod
-    def translate(self, images, direction: str = "a2b", batch_size: int = 64) -> np.ndarray:
+    def translate(self, images: np.ndarray, direction: str = "a2b", batch_size: int = 64) -> np.ndarray:
         """Translate a numpy batch of images in [0, 1]."""
 
     @abc.abstractmethod
-    def translation_examples(self, images_a, images_b) -> np.ndarray:
+    def translation_examples(self, images_a: np.ndarray, images_b: np.ndarray) -> np.ndarray:
         """Rows of inputs beside their translations, for a grid of six columns."""
 
     def input_shape_of(self, direction: str) -> tuple:
@@ -116,7 +120,7 @@ class TranslationModel(GenerativeModel):
             raise ConfigError(f"Unknown direction {direction!r}: use one of {', '.join(self.directions)}.")
         return self.image_shape_a if direction == "a2b" else self.image_shape_b
 
-    def grid_examples(self, dataset, count=8):
+    def grid_examples(self, dataset: "tf.data.Dataset", count: int = 8) -> tuple[np.ndarray, np.ndarray]:
         """The first ``count`` images of each domain from ``(images_a, images_b)`` batches."""
         images_a, images_b = [], []
         for batch_a, batch_b in dataset:
@@ -126,7 +130,7 @@ class TranslationModel(GenerativeModel):
                 break
         return np.stack(images_a[:count]), np.stack(images_b[:count])
 
-    def sample_grid(self, examples=None, num_images=64, seed=0):
+    def sample_grid(self, examples: Any = None, num_images: int = 64, seed: int = 0) -> tuple[np.ndarray, int | None]:
         if examples is None:
             raise ConfigError("A translation model's grid needs example images: pass grid_examples(dataset).")
         return self.translation_examples(*examples), 6

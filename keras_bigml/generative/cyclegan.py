@@ -1,5 +1,7 @@
 """CycleGAN: unpaired image-to-image translation (Zhu et al., 2017)."""
 
+from typing import Any
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -7,7 +9,7 @@ import tensorflow as tf
 from keras_bigml.distribute import global_mean, step_logs
 from keras_bigml.errors import ConfigError, DataError
 from keras_bigml.generative import losses
-from keras_bigml.generative.base import TranslationModel
+from keras_bigml.generative.base import ServingFunctions, TranslationModel
 from keras_bigml.generative.image_pool import ImagePool
 from keras_bigml.generative.optimizers import network_optimizer
 from keras_bigml.generative.sampling import check_image_batch
@@ -153,14 +155,14 @@ class CycleGAN(TranslationModel):
 
     def compile(
         self,
-        generator_ab_optimizer=None,
-        generator_ba_optimizer=None,
-        discriminator_a_optimizer=None,
-        discriminator_b_optimizer=None,
-        loss="lsgan",
-        learning_rate=2e-4,
-        **kwargs,
-    ):
+        generator_ab_optimizer: keras.optimizers.Optimizer | str | dict | None = None,
+        generator_ba_optimizer: keras.optimizers.Optimizer | str | dict | None = None,
+        discriminator_a_optimizer: keras.optimizers.Optimizer | str | dict | None = None,
+        discriminator_b_optimizer: keras.optimizers.Optimizer | str | dict | None = None,
+        loss: str = "lsgan",
+        learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 2e-4,
+        **kwargs: Any,
+    ) -> None:
         """Set the four optimizers and the adversarial loss.
 
         Parameters
@@ -192,32 +194,32 @@ class CycleGAN(TranslationModel):
         (self.generator_ab_optimizer, self.generator_ba_optimizer,
          self.discriminator_a_optimizer, self.discriminator_b_optimizer) = self.optimizers.values()
 
-    def get_compile_config(self):
+    def get_compile_config(self) -> dict:
         config = {name: keras.saving.serialize_keras_object(opt) for name, opt in self.optimizers.items()}
         return {**config, "loss": self.loss_kind}
 
-    def compile_from_config(self, config):
+    def compile_from_config(self, config: dict) -> None:
         self.compile(
             **{f"{name}_optimizer": keras.saving.deserialize_keras_object(config[name])
                for name in NETWORKS},
             loss=config["loss"],
         )
 
-    def networks(self):
+    def networks(self) -> dict[str, keras.Model]:
         return {name: getattr(self, name) for name in NETWORKS}
 
-    def network_optimizers(self):
+    def network_optimizers(self) -> dict[str, keras.optimizers.Optimizer]:
         return dict(self.optimizers)
 
     @property
-    def metrics(self):
+    def metrics(self) -> list[keras.metrics.Metric]:
         return list(self.trackers.values())
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
         """Translate A images in [0, 1] to B images in [0, 1]."""
         return self._translate(self.generator_ab, inputs, training)
 
-    def translate(self, images, direction="a2b", batch_size=64):
+    def translate(self, images: np.ndarray, direction: str = "a2b", batch_size: int = 64) -> np.ndarray:
         """Translate a numpy batch of images in [0, 1]; ``direction`` is ``a2b`` or ``b2a``."""
         shape = self.input_shape_of(direction)
         generator, output_shape = (
@@ -235,7 +237,7 @@ class CycleGAN(TranslationModel):
         ]
         return np.concatenate(outputs)
 
-    def translation_examples(self, images_a, images_b):
+    def translation_examples(self, images_a: np.ndarray, images_b: np.ndarray) -> np.ndarray:
         """Rows of six images for a grid: a, a->b, a->b->a, b, b->a, b->a->b (as RGB
         when the domains' channels differ)."""
         images_a, images_b = np.asarray(images_a, np.float32), np.asarray(images_b, np.float32)
@@ -247,7 +249,7 @@ class CycleGAN(TranslationModel):
         n = min(len(images_a), len(images_b))
         return np.stack([c[:n] for c in columns], axis=1).reshape(n * 6, *columns[1].shape[1:])
 
-    def train_step(self, data):
+    def train_step(self, data: tuple) -> dict[str, tf.Tensor]:
         real_a, real_b = self._unpack(data)
         with tf.GradientTape(persistent=True) as tape:
             fake_b = self._generate(self.generator_ab, real_a, True)
@@ -262,7 +264,7 @@ class CycleGAN(TranslationModel):
         values["d_b_loss"] = self._discriminator_step("discriminator_b", real_b, self.pool_b(fake_b))
         return self._update_trackers(values)
 
-    def test_step(self, data):
+    def test_step(self, data: tuple) -> dict[str, tf.Tensor]:
         real_a, real_b = self._unpack(data)
         fake_b = self._generate(self.generator_ab, real_a, False)
         fake_a = self._generate(self.generator_ba, real_b, False)
@@ -271,7 +273,7 @@ class CycleGAN(TranslationModel):
         values["d_b_loss"] = self._discriminator_loss(self.discriminator_b, real_b, fake_b, False)
         return self._update_trackers(values)
 
-    def serving_functions(self):
+    def serving_functions(self) -> ServingFunctions:
         """Signatures for `keras_bigml.export`: ``a_to_b(images)`` and ``b_to_a(images)``."""
         spec_a = tf.TensorSpec((None, *self.image_shape_a), tf.float32, name="images")
         spec_b = tf.TensorSpec((None, *self.image_shape_b), tf.float32, name="images")
@@ -280,7 +282,7 @@ class CycleGAN(TranslationModel):
             "b_to_a": (lambda images: {"images": self._translate(self.generator_ba, images, False)}, [spec_b]),
         }
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {
             **super().get_config(),
             "image_shape_a": list(self.image_shape_a), "image_shape_b": list(self.image_shape_b),
@@ -296,7 +298,7 @@ class CycleGAN(TranslationModel):
         }
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict) -> "CycleGAN":
         if config.get("semantic_classifier") is not None:
             classifier = keras.saving.deserialize_keras_object(config["semantic_classifier"])
             config = {**config, "semantic_classifier": classifier}

@@ -1,12 +1,16 @@
 """Generative adversarial networks: DCGAN, conditional GAN and WGAN-GP in one Keras model."""
 
+from collections.abc import Sequence
+from typing import Any
+
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_bigml.distribute import global_mean, replica_normal, replica_uniform, step_logs
 from keras_bigml.errors import ConfigError
 from keras_bigml.generative import losses
-from keras_bigml.generative.base import LatentGenerativeModel
+from keras_bigml.generative.base import LatentGenerativeModel, ServingFunctions
 from keras_bigml.generative.networks import dcgan_discriminator, dcgan_generator
 from keras_bigml.generative.optimizers import network_optimizer
 from keras_bigml.generative.sampling import prior_inputs, unpack_batch
@@ -110,7 +114,9 @@ class GAN(SavedSeedState, LatentGenerativeModel):
         self.loss_kind = None
         self.built = True
 
-    def compile(self, d_optimizer=None, g_optimizer=None, loss="bce", **kwargs):
+    def compile(self, d_optimizer: keras.optimizers.Optimizer | str | dict | None = None,
+                g_optimizer: keras.optimizers.Optimizer | str | dict | None = None, loss: str = "bce",
+                **kwargs: Any) -> None:
         """Set each network's optimizer and the adversarial loss.
 
         Parameters
@@ -137,37 +143,38 @@ class GAN(SavedSeedState, LatentGenerativeModel):
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator.trainable_variables)
 
-    def get_compile_config(self):
+    def get_compile_config(self) -> dict:
         return {
             "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
             "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
             "loss": self.loss_kind,
         }
 
-    def compile_from_config(self, config):
+    def compile_from_config(self, config: dict) -> None:
         self.compile(
             d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
             g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
             loss=config["loss"],
         )
 
-    def networks(self):
+    def networks(self) -> dict[str, keras.Model]:
         return {"generator": self.generator, "discriminator": self.discriminator}
 
-    def network_optimizers(self):
+    def network_optimizers(self) -> dict[str, keras.optimizers.Optimizer]:
         return {"generator": self.g_optimizer, "discriminator": self.d_optimizer}
 
     @property
-    def metrics(self):
+    def metrics(self) -> list[keras.metrics.Metric]:
         trackers = [self.d_loss_tracker, self.g_loss_tracker]
         return trackers + [self.penalty_tracker] if self.loss_kind == "wgan-gp" else trackers
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: tf.Tensor | Sequence[tf.Tensor], training: bool = False) -> tf.Tensor:
         """Generate images in [0, 1] from ``z`` (or ``[z, labels]``)."""
         z, labels = (inputs[0], inputs[1]) if isinstance(inputs, (tuple, list)) else (inputs, None)
         return self._generate(z, labels, use_average=not training)
 
-    def generate(self, n=None, labels=None, z=None):
+    def generate(self, n: int | None = None, labels: int | Sequence[int] | np.ndarray | None = None,
+                 z: np.ndarray | None = None) -> np.ndarray:
         """Sample images as a numpy array in [0, 1].
 
         A conditional GAN cycles through the classes when ``labels`` is None, and
@@ -176,7 +183,7 @@ class GAN(SavedSeedState, LatentGenerativeModel):
         z, labels = prior_inputs(n, labels, z, self.latent_dim, self.num_classes, self.seed_generator)
         return keras.ops.convert_to_numpy(self._generate(tf.convert_to_tensor(z, tf.float32), labels))
 
-    def train_step(self, data):
+    def train_step(self, data: tf.Tensor | tuple) -> dict[str, tf.Tensor]:
         real, labels = self._unpack(data)
         batch_size = tf.shape(real)[0]
         # The same real batch serves every discriminator step of this train_step.
@@ -186,7 +193,7 @@ class GAN(SavedSeedState, LatentGenerativeModel):
         self._update_average()
         return self._update_trackers(d_loss, g_loss, penalty)
 
-    def test_step(self, data):
+    def test_step(self, data: tf.Tensor | tuple) -> dict[str, tf.Tensor]:
         real, labels = self._unpack(data)
         batch_size = tf.shape(real)[0]
         fake = self._fake(labels, batch_size, training=False)
@@ -194,7 +201,7 @@ class GAN(SavedSeedState, LatentGenerativeModel):
         g_loss = losses.generator_loss(self.loss_kind, self._discriminate(fake, labels, training=False))
         return self._update_trackers(d_loss, g_loss, penalty)
 
-    def serving_functions(self):
+    def serving_functions(self) -> ServingFunctions:
         """Signature for `keras_bigml.export`: ``generate(z[, labels]) -> images`` in [0, 1]."""
         z = tf.TensorSpec((None, self.latent_dim), tf.float32, name="z")
         labels = [tf.TensorSpec((None,), tf.int32, name="labels")] if self.num_classes else []
@@ -204,7 +211,7 @@ class GAN(SavedSeedState, LatentGenerativeModel):
 
         return {"generate": (generate, [z, *labels])}
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             image_shape=list(self.image_shape),
@@ -223,7 +230,7 @@ class GAN(SavedSeedState, LatentGenerativeModel):
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict) -> "GAN":
         for key in ("generator", "discriminator"):
             if config.get(key) is not None:
                 config[key] = keras.saving.deserialize_keras_object(config[key])

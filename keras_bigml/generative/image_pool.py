@@ -55,7 +55,7 @@ class ImagePool(SavedSeedState, keras.layers.Layer):
             aggregation="only_first_replica", name="count",
         )
 
-    def call(self, images):
+    def call(self, images: tf.Tensor) -> tf.Tensor:
         images = tf.cast(images, tf.float32)
         if not self.pool_size:
             return images
@@ -100,10 +100,10 @@ class ImagePool(SavedSeedState, keras.layers.Layer):
         self.count.assign(count + filling)
         return returned
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {
             **super().get_config(), "image_shape": list(self.image_shape),
             "pool_size": self.pool_size, "seed": self.seed,

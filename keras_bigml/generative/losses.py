@@ -6,10 +6,14 @@ latent dimensions, or averaged over a discriminator's patches); reducing over th
 """
 
 import math
+from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
 from keras_bigml.errors import ConfigError
+
+if TYPE_CHECKING:
+    import keras
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -27,7 +31,7 @@ def _per_example_rows(values):
     return tf.reshape(values, [tf.shape(values)[0], -1])
 
 
-def kl_divergence_normal(mean, log_var):
+def kl_divergence_normal(mean: tf.Tensor, log_var: tf.Tensor) -> tf.Tensor:
     """KL(N(mean, exp(log_var)) || N(0, I)) per example, in closed form.
 
     >>> float(kl_divergence_normal(tf.zeros([1, 3]), tf.zeros([1, 3]))[0])
@@ -37,7 +41,7 @@ def kl_divergence_normal(mean, log_var):
     return 0.5 * _sum_per_example(tf.exp(log_var) + tf.square(mean) - 1.0 - log_var)
 
 
-def bernoulli_log_likelihood(targets, logits):
+def bernoulli_log_likelihood(targets: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     """log p(targets | logits) per example for pixel-wise Bernoulli outputs.
 
     >>> round(float(bernoulli_log_likelihood(tf.ones([1, 2]), tf.zeros([1, 2]))[0]), 4)
@@ -49,7 +53,7 @@ def bernoulli_log_likelihood(targets, logits):
     )
 
 
-def gaussian_log_likelihood(targets, mean, log_scale):
+def gaussian_log_likelihood(targets: tf.Tensor, mean: tf.Tensor, log_scale: tf.Tensor) -> tf.Tensor:
     """log N(targets; mean, exp(log_scale)^2) per example, summed over pixels.
 
     >>> round(float(gaussian_log_likelihood(tf.zeros([1, 1]), tf.zeros([1, 1]), 0.0)[0]), 4)
@@ -61,7 +65,7 @@ def gaussian_log_likelihood(targets, mean, log_scale):
     return _sum_per_example(-0.5 * tf.square(z) - log_scale - 0.5 * _LOG_2PI)
 
 
-def normal_log_density(x, mean, log_var):
+def normal_log_density(x: tf.Tensor, mean: tf.Tensor, log_var: tf.Tensor) -> tf.Tensor:
     """log N(x; mean, diag(exp(log_var))) per example (use zeros for the prior).
 
     >>> round(float(normal_log_density(tf.zeros([1, 1]), tf.zeros([1, 1]), tf.zeros([1, 1]))[0]), 4)
@@ -74,7 +78,7 @@ def normal_log_density(x, mean, log_var):
 GAN_LOSSES = ("bce", "lsgan", "hinge", "wgan-gp")
 
 
-def discriminator_loss(kind, real_logits, fake_logits):
+def discriminator_loss(kind: str, real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
     """Per-example discriminator (critic) loss for real and fake logits.
 
     ``bce``: -log D(x) - log(1 - D(G(z))); ``lsgan``: least squares with targets 1
@@ -97,7 +101,7 @@ def discriminator_loss(kind, real_logits, fake_logits):
     raise ConfigError(f"Unknown GAN loss {kind!r}: use one of {', '.join(GAN_LOSSES)}.")
 
 
-def generator_loss(kind, fake_logits):
+def generator_loss(kind: str, fake_logits: tf.Tensor) -> tf.Tensor:
     """Per-example generator loss (non-saturating for ``bce``; (D(G(z)) - 1)^2 for
     ``lsgan``), averaged over patches.
 
@@ -114,7 +118,7 @@ def generator_loss(kind, fake_logits):
     raise ConfigError(f"Unknown GAN loss {kind!r}: use one of {', '.join(GAN_LOSSES)}.")
 
 
-def mean_absolute_error(targets, outputs):
+def mean_absolute_error(targets: tf.Tensor, outputs: tf.Tensor) -> tf.Tensor:
     """Per-example mean absolute difference (the L1 cycle and identity losses).
 
     >>> mean_absolute_error(tf.zeros((2, 2, 2, 1)), tf.fill((2, 2, 2, 1), -0.5)).numpy().tolist()
@@ -123,7 +127,7 @@ def mean_absolute_error(targets, outputs):
     return _mean_per_example(tf.abs(tf.cast(targets, tf.float32) - tf.cast(outputs, tf.float32)))
 
 
-def gradient_penalty(critic, real, fake, alpha):
+def gradient_penalty(critic: "keras.Model", real: tf.Tensor, fake: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
     """Per-example WGAN-GP penalty (||grad critic(x_hat)|| - 1)^2 (Gulrajani et al., 2017).
 
     ``x_hat = alpha * real + (1 - alpha) * fake`` with ``alpha`` drawn from U(0, 1)
@@ -141,7 +145,7 @@ def gradient_penalty(critic, real, fake, alpha):
     return tf.square(norm - 1.0)
 
 
-def semantic_consistency(source_probabilities, translated_probabilities):
+def semantic_consistency(source_probabilities: tf.Tensor, translated_probabilities: tf.Tensor) -> tf.Tensor:
     """Per-example cross-entropy of a classifier's reading of a translation against its
     reading of the source image (CyCADA's semantic consistency, Hoffman et al., 2018).
 

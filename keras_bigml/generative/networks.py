@@ -1,5 +1,7 @@
 """Network builders: functional Keras models made from `keras.Input`, so they are built."""
 
+from collections.abc import Sequence
+
 import keras
 from keras import layers
 
@@ -8,7 +10,7 @@ from keras_bigml.errors import ConfigError
 KERNEL = 3
 
 
-def check_image_shape(image_shape, downsamplings):
+def check_image_shape(image_shape: Sequence[int], downsamplings: int) -> None:
     """Validate ``(height, width, channels)`` for a network that halves the size ``downsamplings`` times."""
     if len(image_shape) != 3 or not all(isinstance(d, int) and d > 0 for d in image_shape):
         raise ConfigError(f"image_shape must be (height, width, channels), got {image_shape!r}.")
@@ -20,7 +22,8 @@ def check_image_shape(image_shape, downsamplings):
         )
 
 
-def conv_encoder(image_shape, filters, hidden_units, output_units, num_classes=None, name="encoder"):
+def conv_encoder(image_shape: Sequence[int], filters: Sequence[int], hidden_units: int, output_units: int,
+                 num_classes: int | None = None, name: str = "encoder") -> keras.Model:
     """Strided convolutions, then dense layers to ``output_units`` float32 outputs.
 
     With ``num_classes`` the model takes ``[images, labels]`` and sees the one-hot
@@ -44,7 +47,8 @@ def conv_encoder(image_shape, filters, hidden_units, output_units, num_classes=N
     return keras.Model(inputs if num_classes else images, outputs, name=name)
 
 
-def deconv_decoder(latent_dim, image_shape, filters, hidden_units, num_classes=None, name="decoder"):
+def deconv_decoder(latent_dim: int, image_shape: Sequence[int], filters: Sequence[int], hidden_units: int,
+                   num_classes: int | None = None, name: str = "decoder") -> keras.Model:
     """Dense layers, then transposed convolutions up to ``image_shape`` float32 outputs.
 
     ``filters`` lists the widths from the image side, as for the encoder, so the
@@ -67,7 +71,7 @@ def deconv_decoder(latent_dim, image_shape, filters, hidden_units, num_classes=N
     return keras.Model(inputs if num_classes else inputs[0], outputs, name=name)
 
 
-def one_hot(labels, num_classes, dtype="float32"):
+def one_hot(labels: keras.KerasTensor, num_classes: int, dtype: str = "float32") -> keras.KerasTensor:
     """One-hot encode integer labels inside a functional model."""
     return keras.ops.one_hot(keras.ops.cast(labels, "int32"), num_classes, dtype=dtype)
 
@@ -86,7 +90,8 @@ def _condition_on_labels(features, inputs, num_classes):
     return layers.Concatenate()([features, one_hot(labels, num_classes, features.dtype)])
 
 
-def dcgan_generator(latent_dim, image_shape, filters=(128, 64), num_classes=None, name="generator"):
+def dcgan_generator(latent_dim: int, image_shape: Sequence[int], filters: Sequence[int] = (128, 64),
+                    num_classes: int | None = None, name: str = "generator") -> keras.Model:
     """DCGAN generator: dense projection, then stride-2 transposed convolutions to tanh images.
 
     Each entry of ``filters`` doubles the size, the last layer doubling once more
@@ -116,7 +121,8 @@ def dcgan_generator(latent_dim, image_shape, filters=(128, 64), num_classes=None
     return keras.Model(inputs if num_classes else inputs[0], outputs, name=name)
 
 
-def dcgan_discriminator(image_shape, filters=(64, 128), num_classes=None, name="discriminator"):
+def dcgan_discriminator(image_shape: Sequence[int], filters: Sequence[int] = (64, 128), num_classes: int | None = None,
+                        name: str = "discriminator") -> keras.Model:
     """DCGAN discriminator (critic): stride-2 convolutions with leaky ReLU, one float32 logit.
 
     No batch normalization, so it also serves as a WGAN-GP critic (the penalty is

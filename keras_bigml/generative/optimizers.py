@@ -1,9 +1,13 @@
 """Optimizers of models that train several networks, each with its own optimizer."""
 
+from collections.abc import Callable
+
 import keras
 
 
-def network_optimizer(identifier, default, dtype_policy):
+def network_optimizer(identifier: keras.optimizers.Optimizer | str | dict | None,
+                      default: Callable[[], keras.optimizers.Optimizer] | None,
+                      dtype_policy: keras.DTypePolicy) -> keras.optimizers.Optimizer:
     """Return the optimizer for one network: ``identifier`` resolved by Keras, or
     ``default()`` when it is None; wrapped in a LossScaleOptimizer under
     ``mixed_float16`` (Keras does this itself only for ``compile(optimizer=...)``).

@@ -4,10 +4,16 @@ Every caller that draws latent vectors or labels for a generator (``generate``,
 the epoch grids, generator metrics, augmentation, the workflows) uses these.
 """
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import keras
 import numpy as np
 
 from keras_bigml.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 
 def latent_vectors(n: int, latent_dim: int, seed: int | None = 0) -> np.ndarray:
@@ -30,7 +36,8 @@ def per_class_labels(per_class: int, num_classes: int) -> np.ndarray:
     return np.repeat(np.arange(num_classes, dtype=np.int32), per_class)
 
 
-def sample_labels(n, labels, num_classes):
+def sample_labels(n: int, labels: int | Sequence[int] | np.ndarray | None,
+                  num_classes: int | None) -> np.ndarray | None:
     """Labels for ``n`` samples: None for unconditional models, else int32.
 
     Cycles through the classes when ``labels`` is None and repeats the given
@@ -50,7 +57,8 @@ def sample_labels(n, labels, num_classes):
     return labels
 
 
-def unpack_batch(data, num_classes, model_name, image_shape=None):
+def unpack_batch(data: "tf.Tensor | tuple | list", num_classes: int | None, model_name: str,
+                 image_shape: Sequence[int] | None = None) -> "tuple[tf.Tensor, tf.Tensor | None]":
     """Split a ``fit`` batch into ``(images, labels)``; labels are None for unconditional models.
 
     A conditional model (``num_classes`` set) must get ``(images, labels)``
@@ -75,7 +83,7 @@ def unpack_batch(data, num_classes, model_name, image_shape=None):
     return images, labels
 
 
-def check_image_batch(images, image_shape, model_name):
+def check_image_batch(images: "tf.Tensor", image_shape: Sequence[int], model_name: str) -> None:
     """Raise a DataError naming both shapes when a batch's images do not fit ``image_shape``.
 
     >>> check_image_batch(np.zeros((2, 16, 16, 1)), (28, 28, 1), "GAN")
@@ -93,7 +101,9 @@ def check_image_batch(images, image_shape, model_name):
         )
 
 
-def prior_inputs(n, labels, z, latent_dim, num_classes, seed_generator):
+def prior_inputs(n: int | None, labels: int | Sequence[int] | np.ndarray | None, z: np.ndarray | None, latent_dim: int,
+                 num_classes: int | None,
+                 seed_generator: keras.random.SeedGenerator) -> "tuple[np.ndarray | tf.Tensor, np.ndarray | None]":
     """Return ``(z, labels)`` for ``generate``: given ``z`` or ``n`` standard normal draws.
 
     >>> z, labels = prior_inputs(3, None, None, 2, 10, keras.random.SeedGenerator(0))

@@ -29,7 +29,7 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         progress = keras.ops.clip((step - self.constant_steps) / self.decay_steps, 0.0, 1.0)
         return self.initial_learning_rate * (1.0 - progress)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {
             "initial_learning_rate": self.initial_learning_rate,
             "constant_steps": self.constant_steps,

@@ -25,11 +25,11 @@ class SavedSeedState:
     True
     """
 
-    def save_own_variables(self, store):
+    def save_own_variables(self, store: dict) -> None:
         super().save_own_variables(store)
         store[SEED_STATE_KEY] = keras.ops.convert_to_numpy(self.seed_generator.state.value)
 
-    def load_own_variables(self, store):
+    def load_own_variables(self, store: dict) -> None:
         keys = list(store.keys())
         if SEED_STATE_KEY in keys:
             self.seed_generator.state.assign(store[SEED_STATE_KEY][...])

@@ -10,11 +10,17 @@ All use instance normalization without affine parameters, as the original
 CycleGAN code does, and float32 outputs.
 """
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import keras
 from keras import layers
 
 from keras_bigml.errors import ConfigError
 from keras_bigml.generative.networks import check_image_shape
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable(package="keras_bigml")
@@ -31,25 +37,25 @@ class ReflectionPadding2D(layers.Layer):
         super().__init__(**kwargs)
         self.padding = int(padding)
 
-    def call(self, inputs):
+    def call(self, inputs: "tf.Tensor") -> "tf.Tensor":
         p = self.padding
         return keras.ops.pad(inputs, [[0, 0], [p, p], [p, p], [0, 0]], mode="reflect")
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
         batch, height, width, channels = input_shape
         grow = lambda size: None if size is None else size + 2 * self.padding
         return batch, grow(height), grow(width), channels
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {**super().get_config(), "padding": self.padding}
 
 
-def instance_norm():
+def instance_norm() -> layers.GroupNormalization:
     """Instance normalization (one group per channel), no learned scale or offset."""
     return layers.GroupNormalization(groups=-1, epsilon=1e-5, center=False, scale=False)
 
 
-def default_residual_blocks(image_size):
+def default_residual_blocks(image_size: int) -> int:
     """Residual blocks of the ResNet generator: 9 from 256 pixels, 6 from 128 (the
     paper's choices), 3 for smaller images.
 
@@ -60,8 +66,9 @@ def default_residual_blocks(image_size):
 
 
 def resnet_generator(
-    input_shape, output_channels, filters=64, downsamplings=2, residual_blocks=None, name="generator"
-):
+    input_shape: Sequence[int], output_channels: int, filters: int = 64, downsamplings: int = 2,
+    residual_blocks: int | None = None, name: str = "generator"
+) -> keras.Model:
     """CycleGAN's ResNet generator: c7s1-f, d2f, d4f, R4f x n, u2f, uf, c7s1-out (tanh).
 
     Height and width must be multiples of ``2**downsamplings``. ``residual_blocks``
@@ -89,7 +96,8 @@ def resnet_generator(
     return keras.Model(images, outputs, name=name)
 
 
-def unet_generator(input_shape, output_channels, filters=64, depth=None, name="generator"):
+def unet_generator(input_shape: Sequence[int], output_channels: int, filters: int = 64, depth: int | None = None,
+                   name: str = "generator") -> keras.Model:
     """U-Net generator (pix2pix): stride-2 convolutions down, transposed convolutions
     up, each upsampling joined with the encoder features of the same size.
 
@@ -121,7 +129,8 @@ def unet_generator(input_shape, output_channels, filters=64, depth=None, name="g
     return keras.Model(images, outputs, name=name)
 
 
-def patchgan_discriminator(input_shape, filters=64, layers_count=3, name="discriminator"):
+def patchgan_discriminator(input_shape: Sequence[int], filters: int = 64, layers_count: int = 3,
+                           name: str = "discriminator") -> keras.Model:
     """PatchGAN critic: C64-C128-C256 (stride 2), C512 (stride 1), then one float32
     logit per patch. No normalization on the first layer.
 
