@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+from collections.abc import Callable, Mapping
 
 GAN_COMMANDS = (
     ("gan", "bce", "DCGAN (non-saturating loss)"),
@@ -10,7 +11,8 @@ GAN_COMMANDS = (
 )
 
 
-def add_train_commands(commands, command):
+def add_train_commands(commands: argparse._SubParsersAction,
+                       command: Callable[..., argparse.ArgumentParser]) -> None:
     """Add ``train vae|gan|cgan|wgan-gp|cyclegan`` to ``commands``; ``command(parent, name, **kwargs)``
     makes one (sub)command parser."""
     train = command(commands, "train", help="train a generative model", description="Train a model.")
@@ -159,7 +161,7 @@ def _print_training(args, result):
     print_paths(result.paths)
 
 
-def add_run_dir(parser, help_text):
+def add_run_dir(parser: argparse.ArgumentParser, help_text: str) -> None:
     """The run directory a command reads, and the opt-in for ``.keras`` files with Python code."""
     parser.add_argument("run_dir", metavar="DIR", help=help_text)
     parser.add_argument("--allow-unsafe-deserialization", dest="allow_unsafe", action="store_true",
@@ -167,12 +169,12 @@ def add_run_dir(parser, help_text):
     parser.set_defaults(tensorflow=True)
 
 
-def print_paths(paths):
+def print_paths(paths: Mapping[str, object]) -> None:
     for name, path in paths.items():
         print(f"  {name:18s} {path}")
 
 
-def int_tuple(text):
+def int_tuple(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in text.split(","))
     except ValueError:

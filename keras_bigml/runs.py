@@ -31,11 +31,18 @@ import socket
 import sys
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from keras_bigml.checks import positive_int
 from keras_bigml.errors import ConfigError, ModelFileError, RunError, UntrustedFileError
 from keras_bigml.files import atomic_path, process_alive
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+    from keras_bigml.generative.base import GenerativeModel
 
 RUN_FILE = "run.json"
 LOCK_FILE = "run.lock"
@@ -126,7 +133,7 @@ class RunDirectory:
                     os.rmdir(self.path)
             raise
 
-    def update(self, **fields) -> None:
+    def update(self, **fields: object) -> None:
         """Rewrite ``run.json`` with ``fields`` changed (atomically)."""
         self._write({**(self.info or {}), **_plain(fields)})
 
@@ -203,8 +210,10 @@ class RunDirectory:
             json.dump(info, file, indent=1)
 
 
-def fit_and_save(model, dataset, out_dir, epochs, verbose="auto", callbacks=(), resume=False,
-                 overwrite=False, arguments=None, seed=None):
+def fit_and_save(model: "GenerativeModel", dataset: "tf.data.Dataset", out_dir: str | os.PathLike, epochs: int,
+                 verbose: int | str = "auto", callbacks: "Sequence[keras.callbacks.Callback]" = (),
+                 resume: bool = False, overwrite: bool = False, arguments: Mapping | None = None,
+                 seed: int | None = None) -> dict[str, str]:
     """Fit a compiled `keras_bigml.generative.base.GenerativeModel` and write its run directory.
 
     While it trains, ``DIR/backup/`` holds the state at the end of the last epoch
@@ -260,7 +269,8 @@ def fit_and_save(model, dataset, out_dir, epochs, verbose="auto", callbacks=(), 
     return paths
 
 
-def save_run(model, history, out_dir, num_samples=64, examples=None):
+def save_run(model: "GenerativeModel", history: Mapping[str, Sequence[float]], out_dir: str | os.PathLike,
+             num_samples: int = 64, examples: Any = None) -> dict[str, str]:
     """Write model, SavedModel, sample grid and history into ``out_dir``; return the paths.
 
     The grid comes from the model's `sample_grid` (``num_samples`` generated
@@ -285,7 +295,7 @@ def save_run(model, history, out_dir, num_samples=64, examples=None):
     return paths
 
 
-def load_keras_file(path, allow_unsafe=False, what="model"):
+def load_keras_file(path: str | os.PathLike, allow_unsafe: bool = False, what: str = "model") -> "keras.Model":
     """Load a ``.keras`` file with Keras's safe mode on unless ``allow_unsafe`` (it runs Lambda code).
 
     >>> load_keras_file("missing.keras")
@@ -313,7 +323,7 @@ def load_keras_file(path, allow_unsafe=False, what="model"):
         raise ModelFileError(f"{path} is not a readable Keras {what} file ({first_line}).") from None
 
 
-def load_run_model(run_dir, allow_unsafe=False):
+def load_run_model(run_dir: str | os.PathLike, allow_unsafe: bool = False) -> "keras.Model":
     """Load ``run_dir/model.keras`` (or a ``.keras`` path), safely, with a clear error when missing."""
     run_dir = os.fspath(run_dir)
     path = run_dir if run_dir.lower().endswith(".keras") else os.path.join(run_dir, "model.keras")
