@@ -4,6 +4,8 @@ import os
 import sys
 import time
 
+import keras_bigml  # noqa: F401  before TensorFlow, so that the package's TensorFlow defaults (oneDNN) apply
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The datasets live beside the repository in this workplace; elsewhere set
 # KERAS_BIGML_DATASETS to the folder holding mnist-subset.npz and usps.npz.

@@ -29,12 +29,11 @@ def main():
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--iw-samples", type=int, default=1000)
     parser.add_argument("--test-limit", type=int, help="evaluate on this many test images")
-    parser.add_argument("--mixed-precision", choices=("bfloat16", "float16"))
+    parser.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16", "mixed_float16"))
     args = parser.parse_args()
 
     path = common.require_dataset("mnist-subset.npz")
-    if args.mixed_precision:
-        keras.mixed_precision.set_global_policy(f"mixed_{args.mixed_precision}")
+    keras.mixed_precision.set_global_policy(args.precision)
     keras.utils.set_random_seed(0)
     train = load_images(path, batch_size=args.batch_size, binarize=True, seed=0)
     with np.load(path) as archive:

@@ -4,6 +4,8 @@ import argparse
 import sys
 from collections.abc import Callable, Mapping
 
+from keras_bigml.precision import PRECISIONS
+
 GAN_COMMANDS = (
     ("gan", "bce", "DCGAN (non-saturating loss)"),
     ("cgan", "bce", "class-conditional DCGAN"),
@@ -95,7 +97,9 @@ def _add_run_arguments(parser, batch_size):
     parser.add_argument("--batch-size", type=int, default=batch_size, help="global batch size")
     parser.add_argument("--learning-rate", type=float, help="default: the model's usual one")
     parser.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker"))
-    parser.add_argument("--mixed-precision", choices=("bfloat16", "float16"), help="mixed-precision policy")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="dtype policy (default: auto, mixed_bfloat16 only where this machine computes "
+                        "bfloat16 natively and a short probe measures it faster; the choice goes into run.json)")
     parser.add_argument("--seed", type=int, help="seed for reproducible runs")
     parser.add_argument("--tensorboard", action="store_true", help="log losses and sample grids to DIR/tensorboard")
     parser.add_argument("--out", required=True, help="run directory to write")
@@ -118,7 +122,7 @@ def _images(args, side=""):
 def _options(args):
     from keras_bigml.workflows.generative import TrainingOptions
 
-    return TrainingOptions(args.epochs, args.batch_size, args.learning_rate, args.strategy, args.mixed_precision,
+    return TrainingOptions(args.epochs, args.batch_size, args.learning_rate, args.strategy, args.precision,
                            args.seed, args.tensorboard, verbose=1 if sys.stdout.isatty() else 2)
 
 

@@ -22,7 +22,7 @@ import contextlib
 import dataclasses
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from keras_bigml.checks import positive_int
 from keras_bigml.errors import ConfigError
@@ -178,10 +178,10 @@ def choose_precision(
         return PrecisionChoice("float32", f"float32: {hardware} could speed up mixed_bfloat16, "
                                           "but no probe was given to confirm it for this model.")
     measured = {}
-    with _global_policy("float32"):
+    with dtype_policy("float32"):
         measured["float32"] = _seconds(probe("float32"), "float32")
     try:
-        with _global_policy("mixed_bfloat16"):
+        with dtype_policy("mixed_bfloat16"):
             measured["mixed_bfloat16"] = _seconds(probe("mixed_bfloat16"), "mixed_bfloat16")
     except Exception as error:  # any failure of the optional policy falls back to the safe one
         return PrecisionChoice("float32", f"float32: mixed_bfloat16 failed in the probe on {hardware} "
@@ -272,8 +272,16 @@ def _synthetic_batch(element_spec, batch_size, seed):
 
 
 @contextlib.contextmanager
-def _global_policy(name):
-    """Set Keras's global dtype policy for a block; restore the previous one afterwards."""
+def dtype_policy(name: str) -> Iterator[None]:
+    """Set Keras's global dtype policy for a block; restore the previous one afterwards.
+
+    >>> import keras
+    >>> with dtype_policy("mixed_bfloat16"):
+    ...     keras.mixed_precision.global_policy().name
+    'mixed_bfloat16'
+    >>> keras.mixed_precision.global_policy().name
+    'float32'
+    """
     import keras
 
     previous = keras.mixed_precision.global_policy()

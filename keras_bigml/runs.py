@@ -213,7 +213,7 @@ class RunDirectory:
 def fit_and_save(model: "GenerativeModel", dataset: "tf.data.Dataset", out_dir: str | os.PathLike, epochs: int,
                  verbose: int | str = "auto", callbacks: "Sequence[keras.callbacks.Callback]" = (),
                  resume: bool = False, overwrite: bool = False, arguments: Mapping | None = None,
-                 seed: int | None = None) -> dict[str, str]:
+                 seed: int | None = None, record: Mapping | None = None) -> dict[str, str]:
     """Fit a compiled `keras_bigml.generative.base.GenerativeModel` and write its run directory.
 
     While it trains, ``DIR/backup/`` holds the state at the end of the last epoch
@@ -222,7 +222,8 @@ def fit_and_save(model: "GenerativeModel", dataset: "tf.data.Dataset", out_dir: 
     set (model, SavedModel, samples, history) is written, so ``resume=True``
     finishes a run stopped at any moment, even between its last epoch and the
     save. ``arguments`` (what the run was made with) go into ``run.json``; a
-    resume must repeat them. A NaN or infinite loss stops training with
+    resume must repeat them. ``record`` adds fields to ``run.json`` (what was
+    decided at the start, such as the precision). A NaN or infinite loss stops training with
     `keras_bigml.errors.TrainingDivergedError` and leaves the backup of the last
     good epoch in place. Returns the paths written.
 
@@ -247,6 +248,8 @@ def fit_and_save(model: "GenerativeModel", dataset: "tf.data.Dataset", out_dir: 
     with run.open(model.kind, arguments or {}, resume=resume, overwrite=overwrite, seed=seed):
         if resume:
             _check_backup(backup_dir)
+        if record:
+            run.update(**record)
         examples = model.grid_examples(dataset)
         history = HistoryFile(run.file("history.json"))
         safety = [

@@ -101,6 +101,20 @@ class VAE(SavedSeedState, LatentGenerativeModel):
         self.kl_tracker = keras.metrics.Mean(name="kl_loss")
         self.built = True
 
+    def compile(self, optimizer="rmsprop", **kwargs):
+        """`keras.Model.compile`, then the optimizer's slots for every weight.
+
+        Built here rather than inside the first ``train_step``, so that ``fit``
+        traces the step once instead of twice (Keras builds an unbuilt optimizer
+        in a throwaway trace).
+        """
+        super().compile(optimizer=optimizer, **kwargs)
+        self.optimizer.build(self.trainable_variables)
+
+    def compile_from_config(self, config):
+        # Keras skips compiling a loaded model whose class overrides compile, unless it says how.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+
     def networks(self):
         return {"encoder": self.encoder, "decoder": self.decoder}
 

@@ -25,9 +25,9 @@ import numpy as np
 from keras_bigml.checks import fraction, one_of, positive_int, positive_ints, positive_number
 from keras_bigml.errors import ConfigError
 from keras_bigml.files import atomic_path
+from keras_bigml.precision import PRECISIONS
 
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
-PRECISIONS = ("bfloat16", "float16")
 GAN_LOSSES = ("bce", "lsgan", "hinge", "wgan-gp")
 
 
@@ -53,6 +53,10 @@ class ImageSource:
 class TrainingOptions:
     """What every training run shares: its length, optimizer step, strategy, precision, seed.
 
+    ``precision`` is a Keras dtype policy or ``"auto"``: mixed_bfloat16 only where
+    the hardware computes bfloat16 natively and a probe of a few training steps
+    measured it faster, float32 otherwise (see `keras_bigml.precision.choose_precision`;
+    the choice and its reason go into ``run.json``, and a resumed run keeps it).
     ``verbose`` is Keras's (``"auto"``: a progress bar; 0: silent; 2: one line per
     epoch) and, like ``tensorboard``, may differ when a run is resumed.
     """
@@ -61,7 +65,7 @@ class TrainingOptions:
     batch_size: int = 64
     learning_rate: float | None = None
     strategy: str = "auto"
-    mixed_precision: str | None = None
+    precision: str = "auto"
     seed: int | None = None
     tensorboard: bool = False
     verbose: int | str = "auto"
@@ -71,19 +75,19 @@ class TrainingOptions:
         positive_int("batch_size", self.batch_size)
         positive_number("learning_rate", self.learning_rate, optional=True)
         one_of("strategy", self.strategy, STRATEGIES)
-        if self.mixed_precision is not None:
-            one_of("mixed_precision", self.mixed_precision, PRECISIONS)
+        one_of("precision", self.precision, PRECISIONS)
 
 
 @dataclass
 class TrainingResult:
-    """A finished training run: its directory, files, epochs and last epoch's metrics."""
+    """A finished training run: its directory, files, epochs, last epoch's metrics, model and precision."""
 
     run_dir: str
     paths: dict
     epochs: int
     metrics: dict = field(default_factory=dict)
     model: object = None
+    precision: object = None  # the keras_bigml.precision.PrecisionChoice it trained with
 
 
 def train_vae(out_dir, data: ImageSource, options: TrainingOptions, *, latent_dim=16, filters=(32, 64),
@@ -399,33 +403,52 @@ def _domain_classifier(data: ImageSource, image_size, epochs, seed):
 
 
 def _fit_run(build, dataset, out_dir, options: TrainingOptions, settings, resume, overwrite):
-    """Build and compile the model inside the chosen strategy, fit it, write the run."""
+    """Choose the precision, build and compile the model inside the chosen strategy, fit it, write the run."""
     import keras
 
     from keras_bigml.distribute import get_strategy
+    from keras_bigml.precision import dtype_policy
     from keras_bigml.runs import fit_and_save
 
-    if options.mixed_precision:
-        keras.mixed_precision.set_global_policy(f"mixed_{options.mixed_precision}")
-    if options.seed is not None:
-        keras.utils.set_random_seed(options.seed)
-    with get_strategy(options.strategy).scope():
-        model = build()
-    callbacks = []
-    if options.tensorboard:
-        from keras_bigml.callbacks import tensorboard_callbacks
+    strategy = get_strategy(options.strategy)
 
-        callbacks = tensorboard_callbacks(os.path.join(out_dir, "tensorboard"), dataset, model)
-    # Output settings do not change what a run computes, so a resume may change them.
-    arguments = {**_plain(settings), **dataclasses.asdict(options)}
-    for name in ("verbose", "tensorboard"):
-        arguments.pop(name)
-    paths = fit_and_save(model, dataset, out_dir, options.epochs, verbose=options.verbose, callbacks=callbacks,
-                         resume=resume, overwrite=overwrite, arguments=arguments, seed=options.seed)
+    def build_in_scope():
+        with strategy.scope():
+            return build()
+
+    choice = _precision(build_in_scope, dataset, out_dir, options, resume)
+    with dtype_policy(choice.policy):
+        if options.seed is not None:
+            keras.utils.set_random_seed(options.seed)  # after the probe, so probing changes no result
+        model = build_in_scope()
+        callbacks = []
+        if options.tensorboard:
+            from keras_bigml.callbacks import tensorboard_callbacks
+
+            callbacks = tensorboard_callbacks(os.path.join(out_dir, "tensorboard"), dataset, model)
+        # Output settings do not change what a run computes, so a resume may change them.
+        arguments = {**_plain(settings), **dataclasses.asdict(options)}
+        for name in ("verbose", "tensorboard"):
+            arguments.pop(name)
+        paths = fit_and_save(model, dataset, out_dir, options.epochs, verbose=options.verbose,
+                             callbacks=callbacks, resume=resume, overwrite=overwrite, arguments=arguments,
+                             seed=options.seed, record={"precision": choice.to_dict()})
     with open(paths["history"]) as file:
         history = json.load(file)
     return TrainingResult(os.fspath(out_dir), paths, options.epochs,
-                          {name: values[-1] for name, values in history.items() if values}, model)
+                          {name: values[-1] for name, values in history.items() if values}, model, choice)
+
+
+def _precision(build, dataset, out_dir, options, resume):
+    """The run's dtype policy: the one recorded when a resumed run started, else `choose_precision`'s."""
+    from keras_bigml.precision import PrecisionChoice, choose_precision, fit_probe
+    from keras_bigml.runs import RunDirectory
+
+    recorded = (RunDirectory(out_dir).info or {}).get("precision") if resume else None
+    if recorded:
+        return PrecisionChoice(recorded["policy"], recorded["reason"], recorded.get("measured", {}))
+    probe = fit_probe(build, dataset.element_spec, options.batch_size)
+    return choose_precision(options.precision, probe)
 
 
 def _load(run_dir, allow_unsafe):
