@@ -4,7 +4,6 @@ import pytest
 import tensorflow as tf
 
 from keras_bigml.data import load_images, pair_unpaired
-from keras_bigml.distribute import get_strategy
 from keras_bigml.generative import CycleGAN
 from keras_bigml.generative.schedules import LinearDecay
 
@@ -113,61 +112,6 @@ def test_learning_rate_schedule_drives_the_default_optimizers():
             optimizer.iterations.assign(step)
             rates.append(float(optimizer.learning_rate))
         np.testing.assert_allclose(rates, [1e-3, 1e-3, 5e-4, 0.0], atol=1e-9)
-
-
-def one_step(strategy, batch):
-    with strategy.scope():
-        keras.utils.set_random_seed(1)
-        # A pool of 2 for a global batch of 4: two fakes fill it, two meet the swap draws.
-        model = CycleGAN((8, 8, 1), (8, 8, 1), **TINY, pool_size=2, seed=3)
-        model.compile(*(keras.optimizers.SGD(0.002) for _ in NETWORKS))
-    start = [w.numpy().copy() for w in model.generator_ab.trainable_weights]
-    history = model.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0).history
-    return model, history, start
-
-
-@pytest.mark.large
-def test_one_and_two_replicas_make_the_same_update_pool_and_logs(cpu_devices):
-    batch = next(iter(pairs(batch_size=4)))
-    one, one_logs, start = one_step(get_strategy("default"), batch)
-    two, two_logs, _ = one_step(get_strategy("mirrored", cpu_devices), batch)
-    assert len(one.weights) == len(two.weights)
-    for a, b in zip(one.weights, two.weights):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
-    assert int(two.pool_b.count.numpy()) == 2 and np.abs(two.pool_b.images.numpy()).max() > 0
-    moves = [np.abs(w.numpy() - v).max() for w, v in zip(two.generator_ab.trainable_weights, start)]
-    assert max(moves) > 1e-2  # the update is far larger than the replicas' difference
-    for key in one_logs:
-        np.testing.assert_allclose(one_logs[key], two_logs[key], rtol=1e-5)
-
-
-def test_one_epoch_under_mixed_bfloat16(mixed_bfloat16):
-    model = CycleGAN((8, 8, 1), (8, 8, 1), **TINY, seed=0)
-    model.compile()
-    history = model.fit(pairs(), epochs=1, verbose=0).history
-    assert model.generator_ab.layers[2].compute_dtype == "bfloat16"
-    assert all(np.isfinite(values[0]) for values in history.values())
-    assert model.translate(np.zeros((1, 8, 8, 1))).dtype == np.float32
-
-
-def test_save_and_load_keep_four_optimizers_and_the_pools(tmp_path):
-    model = CycleGAN((8, 8, 1), (8, 8, 3), **TINY, pool_size=10, seed=0)
-    model.compile(discriminator_a_optimizer=keras.optimizers.RMSprop(1e-4))
-    model.fit(pairs(channels_b=3), epochs=1, verbose=0)
-    model.save(tmp_path / "cyclegan.keras")
-    loaded = keras.saving.load_model(tmp_path / "cyclegan.keras")
-    assert loaded.get_config() == model.get_config()
-    assert isinstance(loaded.optimizers["discriminator_a"], keras.optimizers.RMSprop)
-    for name in NETWORKS:
-        mine, theirs = model.optimizers[name].variables, loaded.optimizers[name].variables
-        assert len(mine) == len(theirs) > 1
-        for a, b in zip(mine, theirs):
-            np.testing.assert_array_equal(a.numpy(), b.numpy())
-    assert int(loaded.pool_a.count.numpy()) == 10
-    for a, b in zip(model.weights, loaded.weights):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
-    loaded.fit(pairs(channels_b=3), epochs=1, verbose=0)
-    assert int(loaded.optimizers["generator_ba"].iterations) == 8
 
 
 def digit_classifier(size=8, classes=3):

@@ -1,10 +1,8 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from keras_bigml.data import load_images
-from keras_bigml.distribute import get_strategy
 from keras_bigml.generative import GAN
 
 TINY = dict(image_shape=(8, 8, 1), latent_dim=4, generator_filters=(8,), discriminator_filters=(8,))
@@ -71,35 +69,6 @@ def test_seeded_noise_is_reproducible():
     first, second = GAN(**TINY, seed=3), GAN(**TINY, seed=3)
     second.set_weights(first.get_weights())
     np.testing.assert_array_equal(first.generate(4), second.generate(4))
-
-
-def one_step(strategy, batch, loss):
-    with strategy.scope():
-        keras.utils.set_random_seed(1)
-        gan = GAN(**TINY, num_classes=10, ema_decay=0.9, seed=3)
-        gan.compile(loss=loss, d_optimizer=keras.optimizers.SGD(0.05), g_optimizer=keras.optimizers.SGD(0.05))
-    history = gan.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0).history
-    return [w.numpy() for w in gan.weights], history
-
-
-@pytest.mark.parametrize("loss", ["bce", "wgan-gp"])
-def test_one_and_two_replicas_make_the_same_update_and_logs(cpu_devices, loss):
-    batch = next(iter(load_images("digits", labels=True, batch_size=16, shuffle=False)))
-    one, one_logs = one_step(get_strategy("default"), batch, loss)
-    two, two_logs = one_step(get_strategy("mirrored", cpu_devices), batch, loss)
-    for a, b in zip(one, two):
-        np.testing.assert_allclose(a, b, atol=1e-5)
-    for key in one_logs:
-        np.testing.assert_allclose(one_logs[key], two_logs[key], rtol=1e-4)
-
-
-def test_one_epoch_under_mixed_bfloat16(mixed_bfloat16):
-    gan = GAN(**TINY, num_classes=10, seed=0)
-    gan.compile(loss="wgan-gp")
-    history = gan.fit(digits(labels=True), epochs=1, verbose=0).history
-    assert gan.generator.layers[-2].compute_dtype == "bfloat16"
-    assert all(np.isfinite(v[0]) for v in history.values())
-    assert gan.generate(2).dtype == np.float32
 
 
 def test_save_and_load_keep_both_optimizers(tmp_path):
