@@ -22,10 +22,14 @@ import contextlib
 import dataclasses
 import gc
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from keras_bigml.checks import positive_int
 from keras_bigml.errors import ConfigError
+
+if TYPE_CHECKING:
+    import keras
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 # x86 flags (as Linux names them in /proc/cpuinfo) of native bfloat16 arithmetic, strongest first.
@@ -94,7 +98,7 @@ def cpu_model(cpuinfo: str | None = None) -> str:
     return "unknown CPU"
 
 
-def bfloat16_cpu_features(flags) -> list:
+def bfloat16_cpu_features(flags: Iterable[str]) -> list[str]:
     """The names (``"AMX"``, ``"AVX512_BF16"``) of the native bfloat16 features among ``flags``.
 
     >>> bfloat16_cpu_features({"avx2", "avx512_bf16", "amx_bf16"})
@@ -194,8 +198,8 @@ def choose_precision(
                                       f"on this {hardware}, under the {min_speedup:.2f}x required.", measured)
 
 
-def fit_probe(build: Callable, element_spec, batch_size: int, steps: int = 8, warmup_steps: int = 3,
-              seed: int = 0) -> Callable[[str], float]:
+def fit_probe(build: Callable[[], "keras.Model"], element_spec: object, batch_size: int, steps: int = 8,
+              warmup_steps: int = 3, seed: int = 0) -> Callable[[str], float]:
     """A probe for :func:`choose_precision` that times ``fit`` on synthetic batches.
 
     Each call builds a model with ``build()`` (a compiled Keras model, made

@@ -1,6 +1,8 @@
 """Variational autoencoder (Kingma & Welling, 2014) as a subclassed Keras model."""
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -9,7 +11,7 @@ import tensorflow as tf
 from keras_bigml.distribute import global_mean, replica_normal, step_logs
 from keras_bigml.errors import ConfigError
 from keras_bigml.generative import losses
-from keras_bigml.generative.base import LatentGenerativeModel
+from keras_bigml.generative.base import LatentGenerativeModel, ServingFunctions
 from keras_bigml.generative.networks import conv_encoder, deconv_decoder
 from keras_bigml.generative.sampling import prior_inputs, unpack_batch
 from keras_bigml.generative.seeding import SavedSeedState
@@ -101,7 +103,7 @@ class VAE(SavedSeedState, LatentGenerativeModel):
         self.kl_tracker = keras.metrics.Mean(name="kl_loss")
         self.built = True
 
-    def compile(self, optimizer="rmsprop", **kwargs):
+    def compile(self, optimizer: keras.optimizers.Optimizer | str = "rmsprop", **kwargs: Any) -> None:
         """`keras.Model.compile`, then the optimizer's slots for every weight.
 
         Built here rather than inside the first ``train_step``, so that ``fit``
@@ -111,41 +113,43 @@ class VAE(SavedSeedState, LatentGenerativeModel):
         super().compile(optimizer=optimizer, **kwargs)
         self.optimizer.build(self.trainable_variables)
 
-    def compile_from_config(self, config):
+    def compile_from_config(self, config: dict) -> None:
         # Keras skips compiling a loaded model whose class overrides compile, unless it says how.
         self.compile(**keras.saving.deserialize_keras_object(config))
 
-    def networks(self):
+    def networks(self) -> dict[str, keras.Model]:
         return {"encoder": self.encoder, "decoder": self.decoder}
 
-    def network_optimizers(self):
+    def network_optimizers(self) -> dict[str, keras.optimizers.Optimizer]:
         return {"vae": self.optimizer}
 
-    def test_metrics(self, dataset):
+    def test_metrics(self, dataset: tf.data.Dataset) -> dict[str, float]:
         """The negative ELBO on ``dataset`` (nats per image), as ``test_negative_elbo``."""
         return {"test_negative_elbo": float(self.evaluate(dataset, verbose=0, return_dict=True)["loss"])}
 
     @property
-    def metrics(self):
+    def metrics(self) -> list[keras.metrics.Metric]:
         return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
 
-    def encode(self, images, labels=None, training=False):
+    def encode(self, images: tf.Tensor | np.ndarray, labels: tf.Tensor | np.ndarray | None = None,
+               training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
         """Return the posterior's ``(mean, log_var)``, float32, each ``(batch, latent_dim)``."""
         params = self.encoder(self._with_labels(images, labels), training=training)
         mean, log_var = tf.split(tf.cast(params, tf.float32), 2, axis=-1)
         return mean, log_var
 
-    def decode(self, z, labels=None):
+    def decode(self, z: tf.Tensor | np.ndarray, labels: tf.Tensor | np.ndarray | None = None) -> tf.Tensor:
         """Decode latent vectors to images in [0, 1] (the likelihood's mean)."""
         return tf.clip_by_value(tf.sigmoid(self._decoder_output(z, labels)), 0.0, 1.0)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: tf.Tensor | Sequence[tf.Tensor], training: bool = False) -> tf.Tensor:
         """Reconstruct images from the posterior mean; ``inputs`` may be ``(images, labels)``."""
         images, labels = unpack_batch(inputs, self.num_classes, "VAE")
         mean, _ = self.encode(images, labels, training=training)
         return self.decode(mean, labels)
 
-    def generate(self, n=None, labels=None, z=None):
+    def generate(self, n: int | None = None, labels: int | Sequence[int] | np.ndarray | None = None,
+                 z: np.ndarray | None = None) -> np.ndarray:
         """Sample images from the prior, as a numpy array in [0, 1].
 
         A conditional VAE cycles through the classes when ``labels`` is None, and
@@ -154,7 +158,7 @@ class VAE(SavedSeedState, LatentGenerativeModel):
         z, labels = prior_inputs(n, labels, z, self.latent_dim, self.num_classes, self.seed_generator)
         return keras.ops.convert_to_numpy(self.decode(z, labels))
 
-    def train_step(self, data):
+    def train_step(self, data: tf.Tensor | tuple) -> dict[str, tf.Tensor]:
         images, labels = unpack_batch(data, self.num_classes, "VAE", self.image_shape)
         with tf.GradientTape() as tape:
             reconstruction, kl = self._per_example_losses(images, labels, training=True)
@@ -164,12 +168,13 @@ class VAE(SavedSeedState, LatentGenerativeModel):
         self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
         return self._update_trackers(reconstruction, kl)
 
-    def test_step(self, data):
+    def test_step(self, data: tf.Tensor | tuple) -> dict[str, tf.Tensor]:
         images, labels = unpack_batch(data, self.num_classes, "VAE", self.image_shape)
         reconstruction, kl = self._per_example_losses(images, labels, training=False)
         return self._update_trackers(reconstruction, kl)
 
-    def log_likelihood(self, images, labels=None, num_samples=100, batch_size=100, seed=0):
+    def log_likelihood(self, images: "np.ndarray | tf.data.Dataset", labels: np.ndarray | None = None,
+                       num_samples: int = 100, batch_size: int = 100, seed: int = 0) -> np.ndarray:
         """Importance-weighted estimate of log p(x) per example, in nats.
 
         Uses ``num_samples`` draws from the encoder as proposal (Burda et al.,
@@ -206,7 +211,7 @@ class VAE(SavedSeedState, LatentGenerativeModel):
             results.append(estimate.numpy())
         return np.concatenate(results)
 
-    def serving_functions(self):
+    def serving_functions(self) -> ServingFunctions:
         """Signatures for `keras_bigml.export`: encode, decode and reconstruct."""
         images = tf.TensorSpec((None, *self.image_shape), tf.float32, name="images")
         z = tf.TensorSpec((None, self.latent_dim), tf.float32, name="z")
@@ -228,7 +233,7 @@ class VAE(SavedSeedState, LatentGenerativeModel):
             "decode": (decode, [z, *labels]),
         }
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             image_shape=list(self.image_shape),

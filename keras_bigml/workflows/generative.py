@@ -18,7 +18,9 @@ call these.
 import dataclasses
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +28,9 @@ from keras_bigml.checks import fraction, one_of, positive_int, positive_ints, po
 from keras_bigml.errors import ConfigError
 from keras_bigml.files import atomic_path
 from keras_bigml.precision import PRECISIONS
+
+if TYPE_CHECKING:
+    import keras
 
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 GAN_LOSSES = ("bce", "lsgan", "hinge", "wgan-gp")
@@ -42,7 +47,7 @@ class ImageSource:
     limit: int | None = None
     skip_bad_files: bool = False
 
-    def check(self, name="data"):
+    def check(self, name: str = "data") -> None:
         positive_int(f"{name} image_size", self.image_size, optional=True)
         positive_int(f"{name} limit", self.limit, optional=True)
         if self.channels is not None:
@@ -70,7 +75,7 @@ class TrainingOptions:
     tensorboard: bool = False
     verbose: int | str = "auto"
 
-    def check(self):
+    def check(self) -> None:
         positive_int("epochs", self.epochs)
         positive_int("batch_size", self.batch_size)
         positive_number("learning_rate", self.learning_rate, optional=True)
@@ -90,9 +95,10 @@ class TrainingResult:
     precision: object = None  # the keras_bigml.precision.PrecisionChoice it trained with
 
 
-def train_vae(out_dir, data: ImageSource, options: TrainingOptions, *, latent_dim=16, filters=(32, 64),
-              hidden_units=256, likelihood="bernoulli", beta=1.0, conditional=False, num_classes=None,
-              binarize=False, resume=False, overwrite=False) -> TrainingResult:
+def train_vae(out_dir: str | os.PathLike, data: ImageSource, options: TrainingOptions, *, latent_dim: int = 16,
+              filters: Sequence[int] = (32, 64), hidden_units: int = 256, likelihood: str = "bernoulli",
+              beta: float = 1.0, conditional: bool = False, num_classes: int | None = None,
+              binarize: bool = False, resume: bool = False, overwrite: bool = False) -> TrainingResult:
     """Train a convolutional VAE (`keras_bigml.generative.VAE`) into ``out_dir``."""
     positive_int("latent_dim", latent_dim)
     positive_ints("filters", filters)
@@ -116,9 +122,11 @@ def train_vae(out_dir, data: ImageSource, options: TrainingOptions, *, latent_di
     return _fit_run(build, dataset, out_dir, options, {"data": data, **settings}, resume, overwrite)
 
 
-def train_gan(out_dir, data: ImageSource, options: TrainingOptions, *, loss="bce", conditional=False,
-              num_classes=None, latent_dim=64, generator_filters=(128, 64), discriminator_filters=(64, 128),
-              discriminator_steps=None, ema_decay=0.999, resume=False, overwrite=False) -> TrainingResult:
+def train_gan(out_dir: str | os.PathLike, data: ImageSource, options: TrainingOptions, *, loss: str = "bce",
+              conditional: bool = False, num_classes: int | None = None, latent_dim: int = 64,
+              generator_filters: Sequence[int] = (128, 64), discriminator_filters: Sequence[int] = (64, 128),
+              discriminator_steps: int | None = None, ema_decay: float | None = 0.999, resume: bool = False,
+              overwrite: bool = False) -> TrainingResult:
     """Train a DCGAN, conditional GAN or WGAN-GP (`keras_bigml.generative.GAN`) into ``out_dir``.
 
     ``discriminator_steps`` defaults to 5 for WGAN-GP and 1 otherwise; the
@@ -155,12 +163,15 @@ def train_gan(out_dir, data: ImageSource, options: TrainingOptions, *, loss="bce
     return _fit_run(build, dataset, out_dir, options, {"data": data, **settings}, resume, overwrite)
 
 
-def train_cyclegan(out_dir, data_a: ImageSource, data_b: ImageSource, options: TrainingOptions, *,
-                   jitter=False, generator="resnet", generator_filters=64, discriminator_filters=64,
-                   residual_blocks=None, discriminator_layers=3, loss="lsgan", cycle_weight=10.0,
-                   identity_weight=None, pool_size=50, semantic_classifier=None, semantic_labels=False,
-                   semantic_weight=1.0, semantic_epochs=5, decay_epochs=None, allow_unsafe=False, resume=False,
-                   overwrite=False) -> TrainingResult:
+def train_cyclegan(out_dir: str | os.PathLike, data_a: ImageSource, data_b: ImageSource, options: TrainingOptions, *,
+                   jitter: bool = False, generator: str = "resnet", generator_filters: int = 64,
+                   discriminator_filters: int = 64, residual_blocks: int | None = None,
+                   discriminator_layers: int = 3, loss: str = "lsgan", cycle_weight: float = 10.0,
+                   identity_weight: float | None = None, pool_size: int = 50,
+                   semantic_classifier: "str | os.PathLike | keras.Model | None" = None,
+                   semantic_labels: bool = False, semantic_weight: float = 1.0, semantic_epochs: int = 5,
+                   decay_epochs: int | None = None, allow_unsafe: bool = False, resume: bool = False,
+                   overwrite: bool = False) -> TrainingResult:
     """Train a CycleGAN (`keras_bigml.generative.CycleGAN`) between two image sources into ``out_dir``.
 
     The learning rate (default 2e-4) stays constant, then falls linearly to zero
@@ -245,7 +256,8 @@ class GenerationResult:
     path: str
 
 
-def generate_images(run_dir, out, *, n=64, labels=None, seed=0, allow_unsafe=False) -> GenerationResult:
+def generate_images(run_dir: str | os.PathLike, out: str | os.PathLike, *, n: int = 64,
+                    labels: Sequence[int] | None = None, seed: int = 0, allow_unsafe: bool = False) -> GenerationResult:
     """Sample ``n`` images from a trained GAN or VAE run and save them as one grid PNG at ``out``."""
     from keras_bigml.generative.base import LatentGenerativeModel
     from keras_bigml.generative.sampling import latent_vectors
@@ -271,8 +283,9 @@ class TranslationResult:
     grid: str
 
 
-def translate_images(run_dir, source, out_dir, *, direction="a2b", split="test", limit=None, batch_size=256,
-                     allow_unsafe=False) -> TranslationResult:
+def translate_images(run_dir: str | os.PathLike, source: str, out_dir: str | os.PathLike, *, direction: str = "a2b",
+                     split: str = "test", limit: int | None = None, batch_size: int = 256,
+                     allow_unsafe: bool = False) -> TranslationResult:
     """Translate the images of ``source`` with a CycleGAN run, batch by batch, into PNG files.
 
     ``out_dir/00000.png, ...`` hold the translations; ``out_dir/grid.png`` shows up
@@ -316,8 +329,10 @@ class EvaluationResult:
     path: str
 
 
-def evaluate_run(run_dir, source, *, n=1000, limit=None, classifier=None, inception_weights=None,
-                 classifier_epochs=3, seed=0, allow_unsafe=False) -> EvaluationResult:
+def evaluate_run(run_dir: str | os.PathLike, source: str, *, n: int = 1000, limit: int | None = None,
+                 classifier: "str | os.PathLike | keras.Model | None" = None,
+                 inception_weights: str | None = None, classifier_epochs: int = 3, seed: int = 0,
+                 allow_unsafe: bool = False) -> EvaluationResult:
     """Judge a GAN or VAE run against real images; write ``metrics.json`` into the run.
 
     Frechet and kernel distances on a classifier's features (real train versus
