@@ -110,7 +110,9 @@ class OutOfCoreEngine:
                         early_stopping_rounds=early_stopping_rounds if evals else None,
                         verbose_eval=False, callbacks=[_RoundBar(bar)],
                     )
-                boosters.append(_best_rounds(booster))
+                # Release what training keeps (per tree, a position per row: 1.2 GB for the 5 groups
+                # of a 100-tree forest on 3M rows), so the forest's groups do not add up.
+                boosters.append(_best_rounds(booster.reset()))
                 seconds.append(time.perf_counter() - start)
             return boosters, seconds
         finally:
