@@ -215,7 +215,8 @@ def test_oom_kills_are_read_from_this_process_cgroup(tmp_path, monkeypatch):
     from keras_bigml.classical import dask_engine
 
     (tmp_path / "memory" / "job").mkdir(parents=True)
-    (tmp_path / "memory" / "job" / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n")
+    oom_control = tmp_path / "memory" / "job" / "memory.oom_control"
+    oom_control.write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n")
     files = {"/proc/self/cgroup": "12:cpu,cpuacct:/other\n7:memory:/job\n"}
     real_open = builtins.open
 
@@ -236,3 +237,18 @@ def test_oom_kills_are_read_from_this_process_cgroup(tmp_path, monkeypatch):
     assert dask_engine.oom_kills() == 1
     files["/proc/self/cgroup"] = "0::/missing\n"
     assert dask_engine.oom_kills() is None
+
+
+def test_the_engines_local_cluster_reads_parquet_with_the_system_allocator(parts):
+    """pyarrow's default mimalloc pool keeps freed batches: the engine's own workers use the system one."""
+    from keras_bigml.classical.dask_engine import DaskEngine
+    from keras_bigml.data.tables import RowSplit, open_table
+
+    engine = DaskEngine(open_table(parts), "target", RowSplit(), n_workers=1, progress=False)
+    try:
+        import pyarrow as pa
+
+        pools = engine.client.run(lambda: pa.default_memory_pool().backend_name)
+        assert list(pools.values()) == ["system"]
+    finally:
+        engine.close()
