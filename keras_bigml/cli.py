@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--split", default="test")
     translate.add_argument("--limit", type=int, help="translate only this many images")
     translate.add_argument("--out", required=True, help="output folder")
+    translate.add_argument("--format", choices=("png", "shards"), default="png",
+                           help="PNG files, or a shard directory for load_images (default: %(default)s)")
+    translate.add_argument("--overwrite", action="store_true", help="replace an existing shard directory")
     translate.set_defaults(run=_translate)
 
     evaluate = _command(commands, verbose, "evaluate", help="judge a trained GAN or VAE against real images",
@@ -125,7 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--n", type=int, default=64, help="number of images (default: %(default)s)")
     generate.add_argument("--labels", type=int_tuple, help="class labels for conditional models, e.g. 0,1,2")
     generate.add_argument("--seed", type=int, default=0)
-    generate.add_argument("--out", default="grid.png", help="output PNG (default: %(default)s)")
+    generate.add_argument("--out", default="grid.png", help="output PNG, or directory with --format shards "
+                          "(default: %(default)s)")
+    generate.add_argument("--format", choices=("grid", "shards"), default="grid",
+                          help="one grid PNG, or a shard directory written batch by batch (default: %(default)s)")
+    generate.add_argument("--overwrite", action="store_true", help="replace an existing shard directory")
     generate.set_defaults(run=_generate)
 
     add_table_commands(commands, lambda parent, name, **kwargs: _command(parent, verbose, name, **kwargs))
@@ -183,7 +190,8 @@ def _translate(args):
     from keras_bigml.workflows.generative import translate_images
 
     result = translate_images(args.run_dir, args.input, args.out, direction=args.direction, split=args.split,
-                              limit=args.limit, allow_unsafe=args.allow_unsafe)
+                              limit=args.limit, format=args.format, overwrite=args.overwrite,
+                              allow_unsafe=args.allow_unsafe)
     print(f"Translated {result.count} images ({result.direction}) into {result.out_dir}")
 
 
@@ -202,7 +210,7 @@ def _generate(args):
     from keras_bigml.workflows.generative import generate_images
 
     result = generate_images(args.run_dir, args.out, n=args.n, labels=args.labels, seed=args.seed,
-                             allow_unsafe=args.allow_unsafe)
+                             format=args.format, overwrite=args.overwrite, allow_unsafe=args.allow_unsafe)
     print(f"Wrote {result.count} generated images to {result.path}")
 
 

@@ -35,6 +35,12 @@ def test_conditional_training_counts_the_classes(tmp_path):
                  "--filters", "8", "--hidden-units", "16", "--out", str(out)]) == 0
     grid = tmp_path / "sevens.png"
     assert main(["generate", str(out), "--n", "4", "--labels", "7", "--out", str(grid)]) == 0
+    shards = tmp_path / "sevens"
+    assert main(["generate", str(out), "--n", "12", "--labels", "7", "--format", "shards", "--out", str(shards)]) == 0
+    from keras_bigml.data import load_images
+
+    images, labels = next(iter(load_images(str(shards), labels=True, batch_size=64)))
+    assert images.shape == (12, 8, 8, 1) and set(labels.numpy().tolist()) == {7}
     from keras_bigml.runs import load_run_model
 
     assert load_run_model(str(out)).num_classes == 10

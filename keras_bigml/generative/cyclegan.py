@@ -194,7 +194,9 @@ class CycleGAN(TranslationModel):
         (self.generator_ab_optimizer, self.generator_ba_optimizer,
          self.discriminator_a_optimizer, self.discriminator_b_optimizer) = self.optimizers.values()
 
-    def get_compile_config(self) -> dict:
+    def get_compile_config(self) -> dict | None:
+        if not self.compiled:
+            return None  # as keras.Model: an uncompiled model saves without a compile config
         config = {name: keras.saving.serialize_keras_object(opt) for name, opt in self.optimizers.items()}
         return {**config, "loss": self.loss_kind}
 

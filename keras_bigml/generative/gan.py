@@ -143,7 +143,9 @@ class GAN(SavedSeedState, LatentGenerativeModel):
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator.trainable_variables)
 
-    def get_compile_config(self) -> dict:
+    def get_compile_config(self) -> dict | None:
+        if not self.compiled:
+            return None  # as keras.Model: an uncompiled model saves without a compile config
         return {
             "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
             "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),

@@ -78,3 +78,53 @@ def test_an_unknown_precision_is_one_clear_line(tmp_path):
     with pytest.raises(ConfigError, match="precision"):
         train_vae(tmp_path / "run", DIGITS, options(precision="bfloat16"), **TINY_VAE)
     assert not (tmp_path / "run").exists()
+
+
+def test_generated_shards_hold_every_sample_with_its_label_batch_by_batch(tmp_path):
+    import numpy as np
+
+    from keras_bigml.data import load_images
+    from keras_bigml.generative import GAN
+    from keras_bigml.generative.sampling import latent_vectors
+    from keras_bigml.workflows.generative import generate_images
+
+    gan = GAN(image_shape=(8, 8, 1), latent_dim=4, generator_filters=(8,), discriminator_filters=(8,),
+              num_classes=10, seed=0)
+    gan.save(tmp_path / "gan.keras")
+    result = generate_images(tmp_path / "gan.keras", tmp_path / "samples", n=70, format="shards", batch_size=32,
+                             seed=5)
+    assert result.count == 70
+    images, labels = next(iter(load_images(str(tmp_path / "samples"), labels=True, batch_size=100,
+                                           shuffle=False)))
+    assert len(images) == 70 and sorted(labels.numpy().tolist()) == sorted(np.arange(70) % 10)
+    first_seed = np.random.SeedSequence(5).spawn(3)[0]
+    expected = gan.generate(z=latent_vectors(32, 4, first_seed), labels=np.arange(32) % 10)
+    # Records go to the shards in turn, so compare (label, image) pairs rather than positions.
+    written = {(label, image.tobytes()) for label, image in zip(labels.numpy(), np.round(images.numpy() * 255))}
+    for label, image in zip(np.arange(32) % 10, np.round(expected * 255)):
+        assert (label, image.astype(np.float32).tobytes()) in written
+
+
+def test_translations_go_to_shards_in_input_order(tmp_path):
+    import numpy as np
+
+    from keras_bigml.data import load_images
+    from keras_bigml.generative import CycleGAN
+    from keras_bigml.workflows.generative import translate_images
+
+    model = CycleGAN((8, 8, 1), (8, 8, 3), generator_filters=4, discriminator_filters=4, downsamplings=1,
+                     residual_blocks=1, discriminator_layers=1, seed=0)
+    model.save(tmp_path / "cyclegan.keras")
+    result = translate_images(tmp_path / "cyclegan.keras", "digits", tmp_path / "translated", limit=20,
+                              batch_size=8, format="shards")
+    assert result.count == 20 and result.grid == str(tmp_path / "translated-grid.png")
+    assert (tmp_path / "translated-grid.png").exists()
+    inputs = next(iter(load_images("digits", split="test", limit=20, batch_size=20, shuffle=False)))
+    expected = model.translate(inputs.numpy(), "a2b")
+    read = next(iter(load_images(str(tmp_path / "translated"), batch_size=20, shuffle=False))).numpy()
+    assert read.shape == (20, 8, 8, 3)
+    # Records go to the shards in turn: compare the uint8 images as sorted lists.
+    as_bytes = lambda batch: sorted(np.round(image * 255).astype(np.uint8).tobytes() for image in batch)
+    assert as_bytes(read) == as_bytes(expected)
+    with pytest.raises(ConfigError, match="format"):
+        translate_images(tmp_path / "cyclegan.keras", "digits", tmp_path / "x", format="jpeg")
