@@ -9,7 +9,7 @@ generated images is bounded by time, not memory.
 """
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import keras
@@ -183,17 +183,7 @@ def feature_statistics(classifier: keras.Model, images: np.ndarray, batch_size: 
     >>> feature_statistics(classifier, load_images("digits", batch_size=256, limit=600)).count
     600
     """
-    both = _features_and_probabilities(classifier)
-    batches = images
-    if isinstance(images, np.ndarray):
-        batches = (images[start : start + batch_size] for start in range(0, len(images), batch_size))
-    stats = FeatureStatistics()
-    for batch in batches:
-        if isinstance(batch, (tuple, list)):
-            batch = batch[0]
-        features, _ = both.predict_on_batch(np.asarray(batch, np.float32))
-        stats.update(features)
-    return stats
+    return summarize(classifier, images, batch_size, keep=0).statistics
 
 
 def frechet_distance(features_a: "np.ndarray | FeatureStatistics",
@@ -270,14 +260,112 @@ def label_agreement(probabilities: np.ndarray, requested_labels: Sequence[int] |
     return float(np.mean(predicted == np.asarray(requested_labels)))
 
 
-def generator_report(generator: "GenerativeModel", classifier: keras.Model, real_train: np.ndarray,
-                     real_test: np.ndarray, num_samples: int = 1000, seed: int = 0) -> dict:
+class StreamSummary:
+    """What the generator metrics need from one stream of images, gathered a batch at a time.
+
+    The features' `FeatureStatistics` (Frechet distance), a uniform random
+    sample of at most ``keep`` feature vectors (reservoir sampling, for the
+    kernel distance: exactly all of them up to ``keep``), and the sums the
+    classifier score and label agreement need. Memory holds ``keep`` feature
+    vectors and ``d*d`` numbers whatever the number of images.
+
+    >>> rng = np.random.default_rng(0)
+    >>> probabilities = rng.dirichlet(np.ones(4) * 0.1, size=600)
+    >>> summary = StreamSummary(keep=100)
+    >>> for part in np.array_split(np.arange(600), 7):
+    ...     _ = summary.update(rng.normal(size=(len(part), 3)), probabilities[part])
+    >>> summary.statistics.count, summary.features.shape
+    (600, (100, 3))
+    >>> bool(np.isclose(summary.classifier_score, classifier_score(probabilities)))
+    True
+    """
+
+    def __init__(self, keep: int = 10_000, seed: int = 0):
+        self.statistics = FeatureStatistics()
+        self.keep = keep
+        self._rng = np.random.default_rng(seed)
+        self._kept = []
+        self._sample = None
+        self._probability_sum = 0.0
+        self._plogp_sum = 0.0
+        self._agreeing = 0
+
+    def update(self, features: np.ndarray, probabilities: np.ndarray,
+               requested_labels: np.ndarray | None = None) -> "StreamSummary":
+        """Add a batch's features ``(n, d)``, class probabilities ``(n, k)`` and requested labels."""
+        features = np.asarray(features, np.float64)
+        seen = self.statistics.count
+        self.statistics.update(features)
+        p = np.clip(np.asarray(probabilities, np.float64), 1e-12, 1.0)
+        self._probability_sum = self._probability_sum + p.sum(axis=0)
+        self._plogp_sum += float(np.sum(p * np.log(p)))
+        if requested_labels is not None:
+            self._agreeing += int(np.sum(np.argmax(p, axis=1) == np.asarray(requested_labels)))
+        self._reservoir(features, seen)
+        return self
+
+    def _reservoir(self, features, seen):
+        """Algorithm R, a batch at a time: row ``t`` replaces a random kept row with probability keep/(t+1)."""
+        if not self.keep:
+            return
+        filling = max(0, min(len(features), self.keep - seen))
+        if filling:
+            self._kept.append(features[:filling])
+        if filling == len(features):
+            return
+        if self._sample is None:
+            self._sample = np.concatenate(self._kept)
+            self._kept = []
+        positions = np.arange(seen + filling, seen + len(features))
+        slots = self._rng.integers(0, positions + 1)
+        chosen = slots < self.keep
+        self._sample[slots[chosen]] = features[filling:][chosen]  # in order: later rows win, as one by one
+
+    @property
+    def features(self) -> np.ndarray:
+        """The kept feature vectors: all of them, or a uniform sample of ``keep``."""
+        return self._sample if self._sample is not None else np.concatenate(self._kept)
+
+    @property
+    def classifier_score(self) -> float:
+        """`classifier_score` of all the probabilities seen (``exp(E p log p - sum mean_p log mean_p)``)."""
+        marginal = self._probability_sum / self.statistics.count
+        return float(np.exp(self._plogp_sum / self.statistics.count - np.sum(marginal * np.log(marginal))))
+
+    @property
+    def label_agreement(self) -> float:
+        """Share of the images whose predicted class is the requested one."""
+        return self._agreeing / self.statistics.count
+
+
+def summarize(classifier: keras.Model, images: "np.ndarray | Iterable", batch_size: int = 500, seed: int = 0,
+              keep: int = 10_000) -> StreamSummary:
+    """Stream images (an array, or any iterable of image batches or ``(images, labels)`` batches, such
+    as a ``tf.data.Dataset``) through a classifier into a `StreamSummary`, one batch in memory at a time."""
+    both = _features_and_probabilities(classifier)
+    batches = images
+    if isinstance(images, np.ndarray):
+        batches = (images[start : start + batch_size] for start in range(0, len(images), batch_size))
+    summary = StreamSummary(keep, seed)
+    for batch in batches:
+        if isinstance(batch, (tuple, list)):
+            batch = batch[0]
+        features, probabilities = both.predict_on_batch(np.asarray(batch, np.float32))
+        summary.update(features, probabilities)
+    return summary
+
+
+def generator_report(generator: "GenerativeModel", classifier: keras.Model,
+                     real_train: "np.ndarray | Iterable", real_test: "np.ndarray | Iterable",
+                     num_samples: int = 1000, seed: int = 0, batch_size: int = 500) -> dict:
     """All classifier-based metrics of a GAN or VAE against real images, as a dict.
 
-    ``real_train`` and ``real_test`` are image arrays in [0, 1]; the generated
-    samples are compared with ``real_test``, and ``real_train`` versus
-    ``real_test`` is reported beside them for scale. Conditional generators draw
-    every class in turn and get ``label_agreement``.
+    ``real_train`` and ``real_test`` are image arrays in [0, 1], or iterables of
+    batches (``tf.data.Dataset``s); the generated samples are compared with
+    ``real_test``, and ``real_train`` versus ``real_test`` is reported beside
+    them for scale. Everything streams a batch at a time (`StreamSummary`): the
+    numbers of real and generated images cost time, not memory. Conditional
+    generators draw every class in turn and get ``label_agreement``.
 
     >>> from keras_bigml.data import load_images
     >>> from keras_bigml.generative import GAN
@@ -289,29 +377,33 @@ def generator_report(generator: "GenerativeModel", classifier: keras.Model, real
     >>> sorted(generator_report(gan, classifier, images[:200], images[200:], num_samples=100))
     ['classifier_score', 'frechet_distance', 'kernel_distance', 'label_agreement', 'real_classifier_score', ...]
     """
+    from tqdm.auto import tqdm
+
     num_classes = getattr(generator, "num_classes", None)
     labels = np.arange(num_classes, dtype=np.int32).repeat(-(-num_samples // num_classes))[:num_samples] \
         if num_classes else None
-    z = np.random.default_rng(seed).standard_normal((num_samples, generator.latent_dim)).astype(np.float32)
-    from tqdm.auto import tqdm
-
-    samples = np.concatenate([
-        generator.generate(z=z[i : i + 500], labels=None if labels is None else labels[i : i + 500])
-        for i in tqdm(range(0, num_samples, 500), desc="generating", leave=False, disable=num_samples <= 500)
-    ])
-    fake_features, fake_probabilities = classifier_outputs(classifier, samples)
-    train_features, _ = classifier_outputs(classifier, real_train)
-    test_features, test_probabilities = classifier_outputs(classifier, real_test)
+    rng = np.random.default_rng(seed)  # drawn batch by batch: the same numbers as one draw of all
+    both = _features_and_probabilities(classifier)
+    fake = StreamSummary(seed=seed)
+    for start in tqdm(range(0, num_samples, batch_size), desc="generating", leave=False,
+                      disable=num_samples <= batch_size):
+        count = min(batch_size, num_samples - start)
+        requested = None if labels is None else labels[start : start + count]
+        z = rng.standard_normal((count, generator.latent_dim)).astype(np.float32)
+        features, probabilities = both.predict_on_batch(generator.generate(z=z, labels=requested))
+        fake.update(features, probabilities, requested)
+    train = summarize(classifier, real_train, batch_size, seed)
+    test = summarize(classifier, real_test, batch_size, seed)
     report = {
-        "frechet_distance": frechet_distance(fake_features, test_features),
-        "real_frechet_distance": frechet_distance(train_features, test_features),
-        "kernel_distance": kernel_distance(fake_features, test_features, seed=seed),
-        "real_kernel_distance": kernel_distance(train_features, test_features, seed=seed),
-        "classifier_score": classifier_score(fake_probabilities),
-        "real_classifier_score": classifier_score(test_probabilities),
+        "frechet_distance": frechet_distance(fake.statistics, test.statistics),
+        "real_frechet_distance": frechet_distance(train.statistics, test.statistics),
+        "kernel_distance": kernel_distance(fake.features, test.features, seed=seed),
+        "real_kernel_distance": kernel_distance(train.features, test.features, seed=seed),
+        "classifier_score": fake.classifier_score,
+        "real_classifier_score": test.classifier_score,
     }
     if num_classes:
-        report["label_agreement"] = label_agreement(fake_probabilities, labels)
+        report["label_agreement"] = fake.label_agreement
     return report
 
 

@@ -406,6 +406,9 @@ def evaluate_run(run_dir: str | os.PathLike, source: str, *, n: int = 1000, limi
     and the model's own test metrics (the negative ELBO for VAEs). The classifier
     is trained on ``source``'s training split unless a saved one (``classifier``,
     a ``.keras`` path) or Inception-v3 weights (``inception_weights``) are given.
+    The real images and the ``n`` generated ones stream through the classifier a
+    batch at a time (`keras_bigml.evaluation.generative.StreamSummary`); only
+    training a classifier holds the training split in memory.
     """
     from keras_bigml.data import load_images
     from keras_bigml.evaluation.generative import generator_report, inception_classifier, train_classifier
@@ -420,19 +423,20 @@ def evaluate_run(run_dir: str | os.PathLike, source: str, *, n: int = 1000, limi
         raise ConfigError(f"{run_dir} holds a {model.kind} model; evaluate judges models that sample images "
                           "(GANs and VAEs).")
     shape = model.image_shape
-    splits = {}
-    for split in ("train", "test"):
-        dataset = load_images(source, split=split, image_size=shape[:2], channels=shape[2], labels=True,
-                              batch_size=1000, shuffle=False, limit=limit)
-        batches = list(dataset.as_numpy_iterator())
-        splits[split] = (np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]))
+    splits = {split: load_images(source, split=split, image_size=shape[:2], channels=shape[2], batch_size=500,
+                                 shuffle=False, limit=limit) for split in ("train", "test")}
     if inception_weights:
         judge = inception_classifier(inception_weights, shape)
     elif classifier:
         judge = load_keras_file(classifier, allow_unsafe, "classifier")
-    else:
-        judge = train_classifier(*splits["train"], epochs=classifier_epochs, seed=seed)
-    metrics = generator_report(model, judge, splits["train"][0], splits["test"][0], n, seed)
+    else:  # only training a judge holds the training split in memory
+        labelled = load_images(source, split="train", image_size=shape[:2], channels=shape[2], labels=True,
+                               batch_size=1000, shuffle=False, limit=limit)
+        batches = list(labelled.as_numpy_iterator())
+        judge = train_classifier(np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]),
+                                 epochs=classifier_epochs, seed=seed)
+    # The real splits stream through the judge a batch at a time, as the generated images do.
+    metrics = generator_report(model, judge, splits["train"], splits["test"], n, seed)
     test = load_images(source, split="test", image_size=shape[:2], channels=shape[2],
                        labels=bool(model.num_classes), shuffle=False, limit=limit)
     metrics.update(model.test_metrics(test))

@@ -86,6 +86,37 @@ def test_generator_report_of_a_copying_generator_matches_real_data():
     assert report["label_agreement"] > 0.8
     assert report["frechet_distance"] < 3 * report["real_frechet_distance"] + 1.0
     assert abs(report["classifier_score"] - report["real_classifier_score"]) < 1.5
+    # The real splits may stream as datasets of batches: the same numbers as the arrays.
+    import tensorflow as tf
+
+    streamed = generator_report(Copier(), classifier, tf.data.Dataset.from_tensor_slices(images[:700]).batch(128),
+                                tf.data.Dataset.from_tensor_slices((images[700:1400], labels[700:1400])).batch(96),
+                                num_samples=390)
+    assert streamed.keys() == report.keys()
+    for name, value in report.items():
+        assert streamed[name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
+
+
+def test_stream_summary_keeps_all_features_up_to_keep_then_a_uniform_sample():
+    from keras_bigml.evaluation.generative import StreamSummary
+
+    rows = np.arange(1000, dtype=np.float64)[:, None]
+    probabilities = np.full((1000, 2), 0.5)
+    whole = StreamSummary(keep=1000)
+    for part in np.array_split(np.arange(1000), 9):
+        whole.update(rows[part], probabilities[part])
+    np.testing.assert_array_equal(whole.features, rows)
+    early = 0
+    for seed in range(200):
+        summary = StreamSummary(keep=50, seed=seed)
+        for part in np.array_split(np.arange(1000), 13):
+            summary.update(rows[part], probabilities[part], requested_labels=np.zeros(len(part)))
+        kept = summary.features[:, 0]
+        assert len(np.unique(kept)) == 50
+        early += int(np.sum(kept < 500))
+    # Uniform: half of the 10,000 kept rows from the first half of the stream (sd 50).
+    assert abs(early - 5000) < 300
+    assert summary.label_agreement == 1.0 and summary.classifier_score == pytest.approx(1.0)
 
 
 def test_inception_features_for_small_grayscale_images_and_missing_weights(tmp_path):
