@@ -21,15 +21,20 @@ import logging
 import os
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from keras_bigml.classical.out_of_core import _best_rounds, _labels, score_batch
-from keras_bigml.classical.scaled import TableStats, peak_memory_mb
+from keras_bigml.classical.scaled import Preprocessing, TableModel, TableStats, peak_memory_mb
 from keras_bigml.errors import EngineError
 from keras_bigml.evaluation.classical import PartitionReport
+
+if TYPE_CHECKING:
+    import xgboost
+    from sklearn.linear_model import SGDClassifier, SGDRegressor
 
 MERGE_FAN_IN = 16
 WATCH_SECONDS = 1.0
@@ -50,7 +55,7 @@ MEMORY_CONFIG = {
 }
 
 
-def machine_memory():
+def machine_memory() -> int:
     """Bytes this process may use: the machine's memory, or its memory cgroup's limit when lower.
 
     Reads the cgroup this process is in (v1 or v2), which Dask's own estimate
@@ -125,13 +130,13 @@ class DaskEngine:
         self._current = self.client.as_current()
         self._current.__enter__()
 
-    def close(self):
+    def close(self) -> None:
         self._current.__exit__(None, None, None)
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
 
-    def info(self):
+    def info(self) -> dict:
         peaks = self.client.run(_worker_peak_mb)
         return {"partitions": len(self.table.parts), "workers": len(peaks),
                 "worker_peak_mb": {address: round(mb, 1) for address, mb in sorted(peaks.items())}}
@@ -158,7 +163,7 @@ class DaskEngine:
             except Exception as error:
                 raise self.fault(error, desc) from None
 
-    def stats(self):
+    def stats(self) -> TableStats:
         stats = self._map(_part_stats, "statistics", self.table, self.target, self.split, merge=_merge_stats)
         stats.parts = len(self.table.parts)
         self.part_train_rows = stats.part_train_rows  # the blocks' lengths for dask-ml
@@ -174,7 +179,9 @@ class DaskEngine:
                             meta=meta, enforce_metadata=False, label=f"read-{share}")
         return frame[names], frame["__label__"]
 
-    def fit_trees(self, candidates, prep, classes, *, validation=False, early_stopping_rounds=None):
+    def fit_trees(self, candidates: list[tuple[dict, int]], prep: Preprocessing, classes: list | None, *,
+                  validation: bool = False, early_stopping_rounds: int | None = None,
+                  ) -> "tuple[list[xgboost.Booster], list[float]]":
         import xgboost.dask
 
         X, y = self._share_frame("train", prep, classes)
@@ -243,7 +250,9 @@ class DaskEngine:
             raise outcome["error"]
         return outcome["result"]
 
-    def fit_linear(self, learners, prep, classes, epochs, seed=0):
+    def fit_linear(self, learners: "list[SGDClassifier | SGDRegressor]", prep: Preprocessing,
+                   classes: list | None, epochs: int, seed: int = 0,
+                   ) -> "tuple[list[SGDClassifier | SGDRegressor], list[float]]":
         from dask_ml.wrappers import Incremental
 
         counts = [self.part_train_rows[part.index] for part in self.table.parts]
@@ -270,12 +279,13 @@ class DaskEngine:
             raise self.fault(error, "training") from None
         return fitted, seconds
 
-    def score(self, models, shares, probabilities):
+    def score(self, models: list[TableModel], shares: list[str],
+              probabilities: bool) -> list[dict[str, PartitionReport]]:
         models_future = self.client.scatter(models, broadcast=True)
         return self._map(_part_reports, "scoring", self.table, self.target, self.split, models_future,
                          tuple(shares), probabilities, merge=_merge_reports)
 
-    def fault(self, error, what):
+    def fault(self, error: BaseException, what: str) -> BaseException:
         """Translate a cluster failure into one line; other errors (e.g. DataError) pass unchanged."""
         from distributed.comm.core import CommClosedError
         from distributed.scheduler import KilledWorker
@@ -307,7 +317,8 @@ class DaskEngine:
         return "\n".join(message for entries in logs.values() for _, message in entries)
 
 
-def describe_lost_worker(what, error_text, nanny_logs="", out_of_memory=False):
+def describe_lost_worker(what: str, error_text: str, nanny_logs: str = "",
+                         out_of_memory: bool = False) -> str:
     """One line for a worker lost during ``what``, from the error, the nannies' logs, and whether
     the kernel killed a process for memory meanwhile (``out_of_memory``, see `oom_kills`).
 
@@ -331,7 +342,7 @@ def describe_lost_worker(what, error_text, nanny_logs="", out_of_memory=False):
     )
 
 
-def oom_kills():
+def oom_kills() -> int | None:
     """Processes the kernel has killed for memory in this process's memory cgroup, or None if unknown."""
     for candidate in memory_cgroup_files("memory.oom_control", "memory.events"):
         try:
@@ -345,7 +356,7 @@ def oom_kills():
     return None
 
 
-def memory_cgroup_files(v1_name, v2_name):
+def memory_cgroup_files(v1_name: str, v2_name: str) -> list[str]:
     """Paths of this process's memory cgroup file: ``v1_name`` under cgroup v1's memory controller,
     ``v2_name`` under cgroup v2 (none when ``/proc/self/cgroup`` cannot be read)."""
     try:
@@ -363,7 +374,7 @@ def memory_cgroup_files(v1_name, v2_name):
     return paths
 
 
-def worker_memory_limit(n_workers):
+def worker_memory_limit(n_workers: int) -> int:
     """Each local worker's memory limit: what this machine (or its memory cgroup) has.
 
     Not an equal share: a worker's resident memory counts the library pages it maps

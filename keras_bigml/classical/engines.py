@@ -14,6 +14,7 @@ train and test reports.
 """
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,10 @@ from keras_bigml.classical.scaled import (
 )
 from keras_bigml.errors import ConfigError
 from keras_bigml.files import plain_value
+
+if TYPE_CHECKING:
+    from keras_bigml.classical.dask_engine import DaskEngine
+    from keras_bigml.classical.out_of_core import OutOfCoreEngine
 
 ENGINES = ("memory", "out_of_core", "dask")
 SCALED_TUNE_METHODS = ("grid", "random")
@@ -71,7 +76,7 @@ class ScaledFit:
     info: dict = field(default_factory=dict)
 
 
-def check_engine(engine, algorithm, task):
+def check_engine(engine: str, algorithm: str, task: str | None) -> None:
     """Refuse an unknown engine, or an algorithm an engine does not run.
 
     >>> check_engine("spark", "svm", "classification")
@@ -88,8 +93,9 @@ def check_engine(engine, algorithm, task):
         )
 
 
-def train_scaled(engine, algorithm, task, *, params=None, tune_method=None, n_iter=8, epochs="auto",
-                 seed=0, name="the table"):
+def train_scaled(engine: "OutOfCoreEngine | DaskEngine", algorithm: str, task: str | None, *,
+                 params: dict | None = None, tune_method: str | None = None, n_iter: int = 8,
+                 epochs: int | str = "auto", seed: int = 0, name: str = "the table") -> ScaledFit:
     """Train ``algorithm`` with an `OutOfCoreEngine` or `DaskEngine`; return a `ScaledFit`.
 
     ``task=None`` infers it from the target's values as `infer_task` does. Tuning

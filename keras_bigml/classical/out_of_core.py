@@ -14,14 +14,19 @@ import os
 import shutil
 import tempfile
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xgboost
 from tqdm.auto import tqdm
 
-from keras_bigml.classical.scaled import TableStats, encode_labels
+from keras_bigml.classical.scaled import Preprocessing, TableModel, TableStats, encode_labels
 from keras_bigml.data.tables import BATCH_ROWS
 from keras_bigml.evaluation.classical import PartitionReport
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.linear_model import SGDClassifier, SGDRegressor
 
 
 class OutOfCoreEngine:
@@ -55,10 +60,10 @@ class OutOfCoreEngine:
         self.progress = progress
         self.largest_batch = 0
 
-    def close(self):
+    def close(self) -> None:
         pass
 
-    def info(self):
+    def info(self) -> dict:
         return {"partitions": len(self.table.parts)}
 
     def _batches(self, columns, share=None, desc=None):
@@ -76,14 +81,16 @@ class OutOfCoreEngine:
                         yield part, frame[masks[share]], masks
                     del frame
 
-    def stats(self):
+    def stats(self) -> TableStats:
         stats = TableStats(self.table.meta, self.target)
         for part, frame, masks in self._batches(None, desc="statistics"):
             stats.update(frame, masks["train"], part.path)
         stats.parts = len(self.table.parts)
         return stats
 
-    def fit_trees(self, candidates, prep, classes, *, validation=False, early_stopping_rounds=None):
+    def fit_trees(self, candidates: list[tuple[dict, int]], prep: Preprocessing, classes: list | None, *,
+                  validation: bool = False, early_stopping_rounds: int | None = None,
+                  ) -> tuple[list[xgboost.Booster], list[float]]:
         """Train one booster per ``(params, rounds)`` candidate on one external-memory matrix."""
         cache = tempfile.mkdtemp(prefix="keras_bigml-xgboost-", dir=self.cache_dir)
         train = evals = None
@@ -119,7 +126,9 @@ class OutOfCoreEngine:
             del train, evals  # XGBoost removes its page files when the matrices go
             shutil.rmtree(cache, ignore_errors=True)
 
-    def fit_linear(self, learners, prep, classes, epochs, seed=0):
+    def fit_linear(self, learners: "list[SGDClassifier | SGDRegressor]", prep: Preprocessing,
+                   classes: list | None, epochs: int, seed: int = 0,
+                   ) -> "tuple[list[SGDClassifier | SGDRegressor], list[float]]":
         """Train each SGD learner by ``partial_fit`` over the training batches, all in the same passes."""
         columns = prep.columns + [self.target]
         extra = {} if classes is None else {"classes": np.arange(len(classes))}
@@ -135,7 +144,8 @@ class OutOfCoreEngine:
         seconds = (time.perf_counter() - start) / max(len(learners), 1)
         return learners, [seconds] * len(learners)
 
-    def score(self, models, shares, probabilities):
+    def score(self, models: list[TableModel], shares: list[str],
+              probabilities: bool) -> list[dict[str, PartitionReport]]:
         """A `PartitionReport` per model and share, from one pass over the rows."""
         task = models[0].task
         classes = None if models[0].classes_ is None else list(models[0].classes_)
@@ -152,14 +162,15 @@ class OutOfCoreEngine:
         return reports
 
 
-def available_cores():
+def available_cores() -> int:
     """Cores this process may run on (its CPU affinity where the OS tells)."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
 
 
-def score_batch(models, frame, masks, target, reports):
+def score_batch(models: list[TableModel], frame: "pd.DataFrame", masks: dict[str, np.ndarray], target: str,
+                reports: list[dict[str, PartitionReport]]) -> None:
     """Add one batch's rows to each model's reports (shared by the engines)."""
     model = models[0]
     X = model.transform(frame)

@@ -17,12 +17,17 @@ import json
 import math
 import os
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from keras_bigml.errors import ConfigError, DataError, ModelFileError
 from keras_bigml.files import atomic_path, plain_value
+
+if TYPE_CHECKING:
+    import xgboost
+    from sklearn.linear_model import SGDClassifier, SGDRegressor
 
 TREE_ALGORITHMS = ("gradient_boosting", "random_forest", "decision_tree")
 LINEAR_ALGORITHMS = ("logistic_regression", "linear_regression", "svm")
@@ -53,7 +58,8 @@ XGBOOST_PARAMS = ("max_depth", "learning_rate", "subsample", "colsample_bynode",
 SGD_PARAMS = ("alpha", "l1_ratio", "penalty", "learning_rate", "eta0", "power_t", "epsilon", "average")
 
 
-def xgboost_settings(algorithm, task, num_classes, num_features, params=None, seed=0):
+def xgboost_settings(algorithm: str, task: str, num_classes: int, num_features: int,
+                     params: dict | None = None, seed: int = 0) -> tuple[dict, int]:
     """``(booster params, rounds)`` for a tree algorithm; ``params`` override the defaults.
 
     >>> params, rounds = xgboost_settings("random_forest", "classification", 2, num_features=16)
@@ -77,7 +83,7 @@ def xgboost_settings(algorithm, task, num_classes, num_features, params=None, se
     return booster, 1
 
 
-def forest_groups(params, train_rows):
+def forest_groups(params: dict, train_rows: int) -> list[tuple[dict, int]]:
     """Split a random forest's trees into boosters trained one after the other.
 
     XGBoost keeps about 4 bytes per training row for each tree of a round while it trains
@@ -106,7 +112,8 @@ def _objective(task, num_classes):
     return {"objective": "multi:softprob", "num_class": num_classes}
 
 
-def sgd_learner(algorithm, task, params=None, seed=0):
+def sgd_learner(algorithm: str, task: str, params: dict | None = None,
+                seed: int = 0) -> "SGDClassifier | SGDRegressor":
     """The scikit-learn SGD learner (with ``partial_fit``) for a linear algorithm.
 
     >>> sgd_learner("svm", "classification").loss
@@ -174,7 +181,7 @@ class TableStats:
         self.train_labels = Counter()
         self.labels_overflow = False
 
-    def update(self, frame, train, where):
+    def update(self, frame: pd.DataFrame, train: np.ndarray, where: str) -> None:
         """Add one batch; ``train`` marks its training rows, ``where`` names it in errors."""
         features = frame[self.features]
         self.rows += len(frame)
@@ -231,7 +238,7 @@ class TableStats:
                 self.labels.clear()
                 self.train_labels.clear()
 
-    def merge(self, other):
+    def merge(self, other: "TableStats") -> "TableStats":
         """Add another partition's statistics; return self."""
         self.rows += other.rows
         self.train_rows += other.train_rows
@@ -255,14 +262,14 @@ class TableStats:
             self.train_labels.update(other.train_labels)
         return self
 
-    def mean(self, column):
+    def mean(self, column: str) -> float:
         return float(self.mean_[self.numeric.index(column)])
 
-    def classes(self):
+    def classes(self) -> list:
         """The sorted class labels seen in any row."""
         return sorted(plain_value(label) for label in self.labels)
 
-    def infer_task(self):
+    def infer_task(self) -> str:
         """As `keras_bigml.data.tables.infer_task`, from the counts."""
         if not self.target_numeric:
             return "classification"
@@ -270,7 +277,7 @@ class TableStats:
             return "regression"
         return "classification" if len(self.labels) <= max(20, self.rows // 50) else "regression"
 
-    def check(self, task, name):
+    def check(self, task: str, name: str) -> None:
         """Refuse what cannot be learned, with one sentence naming the columns or classes."""
         if self.rows == 0:
             raise DataError(f"{name} has no rows.")
@@ -346,7 +353,7 @@ class Preprocessing:
         self.scales = None if scales is None else np.asarray(scales, dtype=np.float64)
 
     @classmethod
-    def from_stats(cls, stats, scale, max_categories=20):
+    def from_stats(cls, stats: TableStats, scale: bool, max_categories: int = 20) -> "Preprocessing":
         categories = {
             column: [value for value, _ in stats.categories[column].most_common(max_categories)]
             for column in stats.categorical
@@ -358,15 +365,15 @@ class Preprocessing:
         return cls(stats.numeric, categories, stats.mean_, np.where(std > 0, std, 1.0))
 
     @property
-    def columns(self):
+    def columns(self) -> list[str]:
         """The raw columns a batch must have."""
         return self.numeric + list(self.categories)
 
     @property
-    def feature_names_out(self):
+    def feature_names_out(self) -> list[str]:
         return self.numeric + [f"{c}_{v}" for c, values in self.categories.items() for v in values]
 
-    def transform(self, frame, where="the table"):
+    def transform(self, frame: pd.DataFrame, where: str = "the table") -> np.ndarray:
         missing = [c for c in self.columns if c not in frame.columns]
         if missing:
             raise DataError(f"{where} lacks the model's columns {', '.join(missing)}.")
@@ -384,7 +391,7 @@ class Preprocessing:
                 index += 1
         return out
 
-    def to_config(self):
+    def to_config(self) -> dict:
         return {
             "numeric": self.numeric, "categories": self.categories,
             "means": None if self.means is None else self.means.tolist(),
@@ -392,7 +399,7 @@ class Preprocessing:
         }
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict) -> "Preprocessing":
         return cls(config["numeric"], config["categories"], config["means"], config["scales"])
 
 
@@ -417,22 +424,22 @@ class TableModel:
         self.params = dict(params or {})
 
     @property
-    def kind(self):
+    def kind(self) -> str:
         return "sgd" if hasattr(self.estimator, "partial_fit") else "xgboost"
 
     @property
-    def boosters(self):
+    def boosters(self) -> "list[xgboost.Booster]":
         """The XGBoost boosters: one, or several whose forests together make a random forest."""
         return self.estimator if isinstance(self.estimator, list) else [self.estimator]
 
     @property
-    def booster_files(self):
+    def booster_files(self) -> list[str]:
         """The file names `save` gives the boosters: ``model.ubj``, or ``model-0.ubj``... for a forest in groups."""
         count = len(self.boosters)
         return ["model.ubj"] if count == 1 else [f"model-{i}.ubj" for i in range(count)]
 
     @property
-    def columns(self):
+    def columns(self) -> list[str]:
         return self.preprocessing.columns
 
     def __getattr__(self, name):
@@ -446,7 +453,7 @@ class TableModel:
             return False
         return self.kind == "xgboost" or self.estimator.loss == "log_loss"
 
-    def transform(self, frame, where="the table"):
+    def transform(self, frame: pd.DataFrame, where: str = "the table") -> np.ndarray:
         return self.preprocessing.transform(frame, where)
 
     def _raw(self, matrix):
@@ -467,7 +474,7 @@ class TableModel:
         margin = np.exp(margin - margin.max(axis=1, keepdims=True))
         return margin / margin.sum(axis=1, keepdims=True)
 
-    def scores(self, matrix):
+    def scores(self, matrix: np.ndarray) -> np.ndarray:
         """Per-class scores of a transformed matrix: probabilities, or a decision for hinge SVMs."""
         if self.kind == "xgboost":
             values = np.asarray(self._raw(matrix), dtype=np.float64)
@@ -477,26 +484,26 @@ class TableModel:
         decision = np.asarray(self.estimator.decision_function(matrix), dtype=np.float64)
         return np.column_stack([-decision, decision]) if decision.ndim == 1 else decision
 
-    def predict_codes(self, matrix):
+    def predict_codes(self, matrix: np.ndarray) -> np.ndarray:
         """Encoded predictions (class indices, or values for regression) of a transformed matrix."""
         if self.task == "regression":
             return np.asarray(self._raw(matrix), dtype=np.float64)
         return np.argmax(self.scores(matrix), axis=1)
 
-    def predict(self, frame):
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
         codes = self.predict_codes(self.transform(frame))
         return codes if self.task == "regression" else self.classes_[codes]
 
     def _predict_proba(self, frame):
         return self.scores(self.transform(frame))
 
-    def decision_function(self, frame):
+    def decision_function(self, frame: pd.DataFrame) -> np.ndarray:
         if self.task != "classification":
             raise AttributeError("decision_function is for classifiers")
         scores = self.scores(self.transform(frame))
         return scores[:, 1] if scores.shape[1] == 2 else scores
 
-    def feature_importance(self):
+    def feature_importance(self) -> tuple[list[str], np.ndarray]:
         """``(names, importances)``: XGBoost's total gain per feature, or a linear model's mean |coef|."""
         names = self.preprocessing.feature_names_out
         if self.kind == "sgd":
@@ -504,7 +511,7 @@ class TableModel:
         gains = [booster.get_score(importance_type="total_gain") for booster in self.boosters]
         return names, np.array([sum(gain.get(f"f{i}", 0.0) for gain in gains) for i in range(len(names))])
 
-    def save(self, out_dir):
+    def save(self, out_dir: str | os.PathLike) -> str:
         """Write ``model.json`` (and ``model.ubj``, or ``model-0.ubj``... for a forest in groups) atomically.
 
         Returns the path of ``model.json``.
@@ -529,7 +536,7 @@ class TableModel:
         return path
 
 
-def load_table_model(path):
+def load_table_model(path: str | os.PathLike) -> TableModel:
     """Load a `TableModel` from ``model.json`` (or its run directory); no code runs from the files.
 
     Raises `keras_bigml.errors.ModelFileError` for a missing, damaged or foreign file.
@@ -612,7 +619,7 @@ def _json_params(params):
             if value is None or isinstance(value, (bool, int, float, str))}
 
 
-def encode_labels(y, classes):
+def encode_labels(y: pd.Series | np.ndarray, classes: list) -> np.ndarray:
     """Class indices of labels ``y`` (every label must be in ``classes``)."""
     codes = pd.Categorical(y, categories=classes).codes
     return codes.astype(np.int32)
@@ -633,7 +640,7 @@ def _is_numeric(dtype):
 
 
 
-def peak_memory_mb():
+def peak_memory_mb() -> float | None:
     """This process's peak resident memory so far (MB), or None where the OS does not say."""
     try:
         import resource
@@ -642,7 +649,7 @@ def peak_memory_mb():
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def epochs_for(rows, epochs="auto"):
+def epochs_for(rows: int, epochs: int | str = "auto") -> int:
     """SGD passes: ``"auto"`` makes enough passes to see about 300,000 rows (1 to 20).
 
     >>> epochs_for(3_000_000), epochs_for(10_000)
