@@ -144,3 +144,31 @@ def test_two_seeded_runs_give_identical_weights():
     first, second = seeded_run(), seeded_run()
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
+
+
+def test_wgan_gp_interpolates_with_a_fresh_uniform_alpha_per_example(monkeypatch):
+    """The critic's gradient is penalized at alpha_i * real_i + (1 - alpha_i) * fake_i, one alpha_i ~ U(0, 1)
+    per example (one alpha per batch is a known bug elsewhere), drawn again for each discriminator step."""
+    import tensorflow as tf
+    from scipy import stats
+
+    from keras_bigml.generative import losses
+
+    penalty = losses.gradient_penalty
+    alphas = []
+
+    def recording_penalty(critic, real, fake, alpha):
+        # Runs inside the traced train_step: hand the drawn values out to Python.
+        tf.numpy_function(lambda values: alphas.append(values.copy()) or np.float32(0), [alpha], tf.float32)
+        return penalty(critic, real, fake, alpha)
+
+    monkeypatch.setattr(losses, "gradient_penalty", recording_penalty)
+    gan = GAN(**TINY, discriminator_steps=2, seed=0)
+    gan.compile(loss="wgan-gp")
+    gan.fit(digits(limit=512, batch_size=512), epochs=1, verbose=0)
+    assert len(alphas) == 2 and all(alpha.shape == (512,) for alpha in alphas)
+    for alpha in alphas:
+        assert alpha.min() >= 0.0 and alpha.max() <= 1.0
+        assert len(np.unique(alpha)) == 512
+        assert stats.kstest(alpha, "uniform").pvalue > 0.001
+    assert not np.allclose(alphas[0], alphas[1])

@@ -56,3 +56,36 @@ def test_patch_logits_are_scored_per_patch_then_averaged_per_example():
     np.testing.assert_allclose(
         losses.discriminator_loss("hinge", real, fake), [np.mean([0, 1, 0, 0]) + np.mean([1.5, 0, 1, 3])])
     np.testing.assert_allclose(losses.mean_absolute_error(real, fake), [np.mean([1.5, 1, 1, 1])])
+
+
+def test_gradient_penalty_of_a_linear_critic_is_the_closed_form_everywhere():
+    """critic(x) = <w, x> has gradient w at every point: the penalty is (||w|| - 1)^2 whatever alpha."""
+    rng = np.random.default_rng(0)
+    real, fake = (tf.constant(rng.normal(size=(5, 4, 4, 1)), tf.float32) for _ in range(2))
+    for scale in (0.5, 1.0, 3.0):
+        w = rng.normal(size=(1, 4, 4, 1))
+        w = tf.constant(scale * w / np.linalg.norm(w), tf.float32)  # ||w|| = scale
+        critic = lambda images, w=w: tf.reduce_sum(images * w, axis=[1, 2, 3])[:, None]
+        penalty = losses.gradient_penalty(critic, real, fake, tf.constant(rng.uniform(size=5), tf.float32))
+        assert penalty.shape == (5,) and penalty.dtype == tf.float32
+        np.testing.assert_allclose(penalty, np.full(5, (scale - 1.0) ** 2), atol=1e-5)
+
+
+def test_gradient_penalty_of_a_quadratic_critic_is_taken_at_each_examples_own_interpolate():
+    """critic(x) = 0.5 <c, x^2> has gradient c * x: the penalty depends on where each x_hat lies."""
+    rng = np.random.default_rng(1)
+    real, fake = rng.normal(size=(6, 3, 3, 2)), rng.normal(size=(6, 3, 3, 2))
+    c = rng.uniform(0.5, 2.0, size=(1, 3, 3, 2))
+    alpha = np.array([0.0, 1.0, 0.1, 0.5, 0.75, 0.9])
+    critic = lambda images: 0.5 * tf.reduce_sum(tf.constant(c, tf.float32) * images**2, axis=[1, 2, 3])
+    penalty = losses.gradient_penalty(critic, tf.constant(real, tf.float32), tf.constant(fake, tf.float32),
+                                      tf.constant(alpha, tf.float32)).numpy()
+
+    def closed_form(weights):
+        mixed = weights[:, None, None, None] * real + (1.0 - weights[:, None, None, None]) * fake
+        return (np.linalg.norm((c * mixed).reshape(6, -1), axis=1) - 1.0) ** 2
+
+    np.testing.assert_allclose(penalty, closed_form(alpha), rtol=1e-4)
+    # alpha 0 and 1 put x_hat on the fake and the real example; one alpha for the batch would be another number.
+    np.testing.assert_allclose(penalty[:2], [closed_form(np.zeros(6))[0], closed_form(np.ones(6))[1]], rtol=1e-4)
+    assert not np.allclose(penalty, closed_form(np.full(6, alpha.mean())), rtol=1e-2)
