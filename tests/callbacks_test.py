@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from PIL import Image
 
 from keras_bigml.callbacks import ImageGridCallback, TimeLimit
@@ -14,6 +15,7 @@ def compiled_vae():
     return vae
 
 
+@pytest.mark.large
 def test_image_grid_every_second_epoch_from_fixed_latents(tmp_path):
     vae = compiled_vae()
     callback = ImageGridCallback(str(tmp_path), num_images=4, every=2)
@@ -28,12 +30,14 @@ def test_image_grid_every_second_epoch_from_fixed_latents(tmp_path):
     assert not np.array_equal(np.asarray(Image.open(tmp_path / "epoch_004.png")), before)
 
 
+@pytest.mark.large
 def test_time_limit_stops_training_early():
     vae = compiled_vae()
     history = vae.fit(load_images(limit=32), epochs=50, verbose=0, callbacks=[TimeLimit(0.5)])
     assert 1 <= len(history.history["loss"]) < 50
 
 
+@pytest.mark.large
 def test_tensorboard_logs_losses_and_sample_grids_that_tensorboard_reads(tmp_path):
     from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 

@@ -10,6 +10,7 @@ from PIL import Image
 from keras_bigml.cli import main
 
 
+@pytest.mark.large
 def test_train_vae_writes_the_run_and_generate_draws_a_grid(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["train", "vae", "--data", "digits", "--epochs", "2", "--limit", "64",
@@ -29,6 +30,7 @@ def test_train_vae_writes_the_run_and_generate_draws_a_grid(tmp_path, capsys):
     assert not np.array_equal(np.asarray(Image.open(grid)), first)
 
 
+@pytest.mark.large
 def test_conditional_training_counts_the_classes(tmp_path):
     out = tmp_path / "run"
     assert main(["train", "vae", "--conditional", "--epochs", "1", "--limit", "64", "--latent-dim", "2",
@@ -61,6 +63,7 @@ def test_quickstart_runs_offline_with_few_epochs(tmp_path, capsys):
     assert str(tmp_path / "random_forest" / "report.html") in out
 
 
+@pytest.mark.large
 def test_bad_input_gives_one_clear_line(tmp_path, capsys):
     assert main(["train", "vae", "--data", "no_such_set", "--out", str(tmp_path)]) == 1
     assert "Unknown image dataset 'no_such_set'" in capsys.readouterr().err
@@ -78,10 +81,8 @@ TINY_CYCLEGAN = ["--data-a", "digits", "--data-b", "digits", "--split-b", "test"
 
 @pytest.fixture(scope="module")
 def bad_files(tmp_path_factory):
-    """Trained tiny runs and files that must be refused, made once for the error-path tests."""
+    """Files that must be refused, made once for the error-path tests."""
     root = tmp_path_factory.mktemp("bad")
-    assert main(["train", "vae", *TINY_VAE, "--epochs", "1", "--out", str(root / "vae")]) == 0
-    assert main(["train", "cyclegan", *TINY_CYCLEGAN, "--epochs", "1", "--out", str(root / "cyclegan")]) == 0
     images = np.zeros((20, 8, 8), np.uint8)
     np.savez(root / "stray_label.npz", x_train=images, y_train=np.r_[np.arange(19) % 10, 2_000_000],
              x_test=images, y_test=np.zeros(20, np.int64))
@@ -100,6 +101,14 @@ def bad_files(tmp_path_factory):
     inputs = keras.Input((8, 8, 1))
     keras.Model(inputs, keras.layers.Lambda(lambda x: x * 1.0)(inputs)).save(root / "lambda.keras")
     return root
+
+
+@pytest.fixture(scope="module")
+def trained_runs(bad_files):
+    """Tiny trained VAE and CycleGAN runs beside the bad files, for the cases that refuse misuse of a run."""
+    assert main(["train", "vae", *TINY_VAE, "--epochs", "1", "--out", str(bad_files / "vae")]) == 0
+    assert main(["train", "cyclegan", *TINY_CYCLEGAN, "--epochs", "1", "--out", str(bad_files / "cyclegan")]) == 0
+    return bad_files
 
 
 ERROR_CASES = {
@@ -156,10 +165,17 @@ ERROR_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(ERROR_CASES))
-def test_every_refusal_is_one_line_without_a_traceback(case, bad_files, capsys):
+# Cases about a trained run need the runs: training them is what costs (large).
+NEEDS_RUNS = {case for case, (argv, _, _) in ERROR_CASES.items()
+              if any(part.startswith(("{root}/vae", "{root}/cyclegan")) for part in argv)}
+
+
+@pytest.mark.parametrize("case", [pytest.param(case, marks=[pytest.mark.large] if case in NEEDS_RUNS else [])
+                                  for case in ERROR_CASES])
+def test_every_refusal_is_one_line_without_a_traceback(case, bad_files, request, capsys):
     argv, status, words = ERROR_CASES[case]
-    argv = [part.format(root=bad_files) for part in argv]
+    root = request.getfixturevalue("trained_runs") if case in NEEDS_RUNS else bad_files
+    argv = [part.format(root=root) for part in argv]
     try:
         code = main(argv)
     except SystemExit as exit_info:
@@ -185,6 +201,7 @@ def test_the_command_line_is_quiet_and_shows_no_traceback(tmp_path):
     assert verbose.returncode == 1 and "Traceback" in verbose.stderr
 
 
+@pytest.mark.large
 def test_the_cli_and_classical_commands_do_not_import_tensorflow(tmp_path):
     code = ("import sys\n"
             "from keras_bigml.cli import main\n"
@@ -197,6 +214,7 @@ def test_the_cli_and_classical_commands_do_not_import_tensorflow(tmp_path):
     assert "tensorflow" not in imports.stderr and "keras_bigml.cli" in imports.stderr
 
 
+@pytest.mark.large
 def test_resume_with_another_latent_size_names_the_difference(tmp_path, capsys):
     out = str(tmp_path / "run")
     assert main(["train", "vae", *TINY_VAE, "--epochs", "1", "--out", out]) == 0
@@ -377,6 +395,7 @@ def test_profile_explain_and_export_a_classical_run(tmp_path, capsys):
     assert "Scored 300 rows (out_of_core) into 1 parts" in capsys.readouterr().out
 
 
+@pytest.mark.large
 def test_shard_then_train_from_the_shards(tmp_path, capsys):
     assert main(["shard", "digits", "--out", str(tmp_path / "shards"), "--num-shards", "4"]) == 0
     assert "train: 1437 images in 4 shards" in capsys.readouterr().out

@@ -16,6 +16,22 @@ CPU_DEVICES = split_cpu(2)
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
+from _pytest.doctest import DoctestItem  # noqa: E402
+
+# Docstring examples that train a model (several CPU seconds each) run in the full suite only.
+LARGE_DOCTESTS = {
+    "keras_bigml.generative.cyclegan.CycleGAN",
+    "keras_bigml.workflows.generative",
+    "keras_bigml.conversion.to_litert",
+    "keras_bigml.callbacks.GeneratorMetrics",
+}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark the slow docstring examples ``large`` (test functions carry the marker themselves)."""
+    for item in items:
+        if isinstance(item, DoctestItem) and item.name in LARGE_DOCTESTS:
+            item.add_marker(pytest.mark.large)
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ def fresh_inputs(signature, seed=7):
     return random_inputs(signature.structured_input_signature[1], 5, np.random.default_rng(seed))
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_litert_holds_every_signature_and_matches(saved_models, tmp_path, name):
     out = tmp_path / "model.tflite"
@@ -59,6 +60,7 @@ def test_litert_holds_every_signature_and_matches(saved_models, tmp_path, name):
             np.testing.assert_allclose(actual[output], value.numpy(), atol=TOLERANCE)
 
 
+@pytest.mark.large
 def test_litert_of_some_signatures(saved_models, tmp_path):
     result = to_litert(saved_models["cvae"], tmp_path / "decode.tflite", signature_keys=["decode"])
     assert list(result.differences) == ["decode"]
@@ -66,6 +68,7 @@ def test_litert_of_some_signatures(saved_models, tmp_path):
     assert list(interpreter.get_signature_list()) == ["decode"]
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_onnx_of_saved_model_matches(saved_models, tmp_path, name):
     onnxruntime = pytest.importorskip("onnxruntime")
@@ -85,6 +88,7 @@ def test_onnx_of_saved_model_matches(saved_models, tmp_path, name):
             np.testing.assert_allclose(outputs[onnx_name], value.numpy(), atol=TOLERANCE)
 
 
+@pytest.mark.large
 def test_a_copy_that_differs_is_refused_and_not_written(saved_models, tmp_path):
     # A tolerance of 0 turns float32 rounding (about 1e-7 here) into a difference too large.
     with pytest.raises(ModelFileError, match="differs from the original by .* not written"):
@@ -119,6 +123,7 @@ def with_missing(X, seed=0):
     ("logistic_regression", "breast_cancer"), ("svm", "breast_cancer"), ("svm", "iris"),
     ("decision_tree", "iris"), ("random_forest", "breast_cancer"), ("gradient_boosting", "iris"),
 ])
+@pytest.mark.large
 def test_classifier_pipeline_matches_predict_proba(tmp_path, algorithm, table):
     onnxruntime = pytest.importorskip("onnxruntime")
     pytest.importorskip("skl2onnx")
@@ -136,6 +141,7 @@ def test_classifier_pipeline_matches_predict_proba(tmp_path, algorithm, table):
         np.testing.assert_allclose(scores, model.predict_proba(X), atol=TOLERANCE)
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("algorithm", ["linear_regression", "random_forest", "gradient_boosting"])
 def test_regressor_pipeline_matches_predict(tmp_path, algorithm):
     pytest.importorskip("onnxruntime")

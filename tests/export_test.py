@@ -197,6 +197,7 @@ def tiny_cyclegan(num_classes):
                     discriminator_layers=1, seed=0)
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("make, num_classes", [(tiny_vae, None), (tiny_vae, 3), (tiny_gan, None),
                                                (tiny_gan, 10), (tiny_cyclegan, None)])
 def test_every_export_passes_the_scan_and_loads_without_opt_in(tmp_path, make, num_classes):

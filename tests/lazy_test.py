@@ -6,6 +6,7 @@ import pytest
 from keras_bigml.lazy import lazy_exports
 
 
+@pytest.mark.large
 def test_tables_and_classical_reports_do_not_import_tensorflow():
     code = (
         "import sys\n"

@@ -13,6 +13,7 @@ ONEDNN = (
 )
 
 
+@pytest.mark.large
 @pytest.mark.parametrize(("setting", "enabled"), [(None, "True"), ("0", "False")])
 def test_onednn_kernels_are_on_unless_the_user_turned_them_off(setting, enabled):
     env = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}

@@ -200,6 +200,7 @@ def test_choice_to_dict_is_json_ready():
     assert choice.to_dict() == expected
 
 
+@pytest.mark.large
 def test_fit_probe_times_models_built_under_each_policy_on_synthetic_batches():
     built = []
 

@@ -83,6 +83,7 @@ def test_regression_run(tmp_path):
     assert "Per class" not in page and "Confusion matrix" not in page
 
 
+@pytest.mark.large
 def test_generative_run_sections(vae_run, tmp_path):
     run = copy_run(vae_run, tmp_path)
     with open(os.path.join(run, "metrics.json"), "w") as file:
@@ -183,6 +184,7 @@ def assert_rendered(pixels):
     assert pixels[:60].mean() < 90 and pixels[300:].mean() > 180
 
 
+@pytest.mark.large
 @needs_chromium
 def test_classical_report_renders_in_chromium(classical_run, tmp_path):
     pixels = screenshot(write_report(copy_run(classical_run, tmp_path)), tmp_path)
@@ -192,6 +194,7 @@ def test_classical_report_renders_in_chromium(classical_run, tmp_path):
     assert blue[200:].sum() > 2000
 
 
+@pytest.mark.large
 @needs_chromium
 def test_generative_report_renders_in_chromium(vae_run, tmp_path):
     assert_rendered(screenshot(write_report(copy_run(vae_run, tmp_path)), tmp_path))

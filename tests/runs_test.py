@@ -15,6 +15,7 @@ from keras_bigml.generative import VAE
 from keras_bigml.runs import LOCK_FILE, RunDirectory, fit_and_save, load_keras_file, load_run_model
 
 
+@pytest.mark.large
 def test_fit_and_save_writes_a_complete_run_directory(tmp_path):
     vae = VAE(image_shape=(8, 8, 1), latent_dim=2, filters=(8,), hidden_units=16, seed=0)
     vae.compile(optimizer="adam")
@@ -164,6 +165,7 @@ def test_resume_without_a_backup_is_refused(tmp_path):
         fit_and_save(tiny_vae(), load_images(limit=16), str(tmp_path), epochs=1, verbose=0, resume=True)
 
 
+@pytest.mark.large
 def test_a_finished_run_is_not_overwritten_without_asking(tmp_path):
     data = load_images(limit=16)
     fit_and_save(tiny_vae(), data, str(tmp_path), epochs=1, verbose=0, arguments={"latent_dim": 2})
@@ -208,6 +210,7 @@ def test_resume_with_other_arguments_is_refused_and_names_the_difference(tmp_pat
         pass
 
 
+@pytest.mark.large
 def test_a_backup_without_its_epoch_record_is_not_resumed(tmp_path):
     class Stop(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -237,6 +240,7 @@ def test_a_second_process_is_refused_and_a_dead_ones_lock_is_taken_over(tmp_path
     assert not (tmp_path / LOCK_FILE).exists()
 
 
+@pytest.mark.large
 def test_non_finite_loss_stops_training_and_keeps_the_last_good_epoch(tmp_path):
     from keras_bigml.errors import TrainingDivergedError
 

@@ -33,6 +33,7 @@ def test_generated_examples_are_balanced_and_reproducible():
     np.testing.assert_array_equal(images, generated_examples(vae, per_class=3, seed=5)[0])
 
 
+@pytest.mark.large
 def test_more_real_looking_data_raises_the_accuracy_of_a_starved_classifier():
     train, test = arrays("train"), arrays("test")
     scarce = (train[0][:30], train[1][:30])

@@ -9,6 +9,7 @@ from keras_bigml.data.tables import load_table
 from keras_bigml.errors import EngineError
 
 
+@pytest.mark.large
 def test_forest_and_search_run_on_two_dask_worker_processes():
     X, y = load_table("breast_cancer")
     local = make_model("random_forest", n_estimators=40, random_state=0).fit(X, y)
@@ -23,12 +24,14 @@ def test_forest_and_search_run_on_two_dask_worker_processes():
     assert result.best_score > 0.9
 
 
+@pytest.mark.large
 def test_unreachable_scheduler_is_a_clear_error():
     with pytest.raises(EngineError, match="Cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         with dask_backend("tcp://127.0.0.1:9"):
             pass
 
 
+@pytest.mark.large
 def test_connects_to_an_existing_scheduler_by_address_and_leaves_it_running():
     from dask.distributed import LocalCluster
 

@@ -53,6 +53,7 @@ def smooth_regression(n=400, seed=0):
     return X, 3 * X["a"] + 2 * X["b"] ** 2 + rng.normal(scale=0.1, size=n)
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("task", ["classification", "regression"])
 def test_every_algorithm_learns_its_task(task):
     X, y = load_table("breast_cancer") if task == "classification" else smooth_regression()

@@ -103,6 +103,7 @@ def one_thread():
         yield
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("group", GROUPS, ids=GROUP_IDS)
 def test_every_type_a_saved_model_holds_is_trusted(group):
     for case, names in _types_written(group).items():

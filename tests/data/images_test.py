@@ -259,6 +259,7 @@ def test_binarization_changes_across_epochs_even_with_a_global_seed():
     np.testing.assert_array_equal(first_batch(seeded), first_batch(again))
 
 
+@pytest.mark.large
 def test_random_jitter_crops_and_flips_anew_each_epoch():
     from keras_bigml.data import random_jitter
 
@@ -431,6 +432,7 @@ class TestMixing:
                 Image.fromarray(pixels).save(root / f"class{label}" / f"{i}.png")
         return root
 
+    @pytest.mark.large
     def test_class_folders_larger_than_the_buffer_give_uniformly_mixed_batches(self, class_folders):
         dataset = load_images(class_folders, labels=True, batch_size=64, shuffle_buffer=50, seed=0)
         batches = [y.numpy() for _, y in dataset.take(20)]
@@ -442,6 +444,7 @@ class TestMixing:
         replay = load_images(class_folders, labels=True, batch_size=64, seed=0)
         assert all(np.array_equal(a, y) for a, (_, y) in zip(batches, replay.take(20), strict=True))
 
+    @pytest.mark.large
     def test_cached_folders_are_mixed_too(self, class_folders):
         dataset = load_images(class_folders, labels=True, batch_size=64, shuffle_buffer=50, seed=0,
                               cache=True)

@@ -44,6 +44,7 @@ def one_thread():
         yield
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("algorithm", ["logistic_regression", "random_forest", "gradient_boosting"])
 def test_the_driving_feature_ranks_first_by_every_method(algorithm, tmp_path):
     pytest.importorskip("shap")
@@ -218,6 +219,7 @@ def square_classifier():
     return model
 
 
+@pytest.mark.large
 def test_grad_cam_is_hot_where_the_evidence_is(square_classifier, tmp_path):
     images, labels, squares = squares_and_bars(120, seed=1)
     assert square_classifier.evaluate(images, labels, verbose=0)[1] > 0.95

@@ -39,7 +39,7 @@ class Case:
     learning_rate: float = 0.05
     iterations: dict = dataclasses.field(default_factory=dict)
     still: Callable | None = None
-    large: tuple = ()  # checks marked large for this case: each traces a step of 15-30 CPU seconds
+    large: tuple = ()  # checks marked large for this case: each traces a step of several CPU seconds
 
     def make(self, optimizer=None):
         """A fresh compiled model; ``optimizer`` makes one optimizer per network (default: the model's)."""
@@ -77,6 +77,9 @@ def critic_output_bias(gan):
     return [v for v in gan.discriminator.trainable_variables if tuple(v.shape) == (1,)]
 
 
+# The quick tier (`-m "not large"`) keeps every check of the plain VAE and most of the plain GAN;
+# the other cases trace bigger steps (labels, two critic steps, four networks) and run in the full suite.
+ALL_CHECKS = ("training", "replicas", "saving", "export", "mixed precision")
 TINY_VAE = dict(image_shape=(8, 8, 1), latent_dim=2, filters=(8,), hidden_units=16, seed=3)
 # ema_decay=0.5 makes the exported average differ clearly from the raw generator after one step.
 TINY_GAN = dict(image_shape=(8, 8, 1), latent_dim=4, generator_filters=(8,), discriminator_filters=(8,),
@@ -90,17 +93,16 @@ TINY_CYCLEGAN = dict(image_shape_a=(8, 8, 1), image_shape_b=(8, 8, 3), generator
 CASES = [
     Case("vae", VAE, lambda: VAE(**TINY_VAE), compile_vae, digits),
     Case("conditional-vae", VAE, lambda: VAE(**TINY_VAE, num_classes=10, likelihood="gaussian"),
-         compile_vae, lambda: digits(labels=True)),
-    Case("gan", GAN, lambda: GAN(**TINY_GAN), compile_gan("bce"), digits),
+         compile_vae, lambda: digits(labels=True), large=ALL_CHECKS),
+    Case("gan", GAN, lambda: GAN(**TINY_GAN), compile_gan("bce"), digits, large=("replicas", "mixed precision")),
     Case("conditional-gan", GAN, lambda: GAN(**TINY_GAN, num_classes=10, discriminator_steps=2),
-         compile_gan("lsgan"), lambda: digits(labels=True), iterations={"discriminator": 2}),
+         compile_gan("lsgan"), lambda: digits(labels=True), iterations={"discriminator": 2}, large=ALL_CHECKS),
     # The critic's loss and penalty do not change when its output bias does, so no step moves it.
     Case("wgan-gp", GAN, lambda: GAN(**TINY_GAN, num_classes=10), compile_gan("wgan-gp"),
-         lambda: digits(labels=True), still=critic_output_bias),
+         lambda: digits(labels=True), still=critic_output_bias, large=ALL_CHECKS),
     # A pool of 4 for a batch of 8: four fakes fill it, four meet the swap draws.
     Case("cyclegan", CycleGAN, lambda: CycleGAN(**TINY_CYCLEGAN, pool_size=4), compile_cyclegan,
-         lambda: (digits(), digits(split="test", channels=3)), learning_rate=0.002,
-         large=("replicas", "saving", "mixed precision")),
+         lambda: (digits(), digits(split="test", channels=3)), learning_rate=0.002, large=ALL_CHECKS),
 ]
 CLIENTS = {}  # case name -> the TensorFlow-only client waiting for its export check
 

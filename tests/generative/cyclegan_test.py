@@ -22,6 +22,7 @@ def weights_of(model, name):
     return [w.numpy().copy() for w in getattr(model, name).trainable_weights]
 
 
+@pytest.mark.large
 def test_one_epoch_trains_all_four_networks_with_their_own_optimizers():
     model = CycleGAN((8, 8, 1), (8, 8, 1), **TINY, seed=0)
     model.compile()
@@ -62,6 +63,7 @@ def test_generator_loss_is_adversarial_plus_weighted_cycle_and_identity(loss):
     np.testing.assert_allclose(total, adversarial + 7.0 * (by_hand_cycle + 0.25 * by_hand_identity), rtol=1e-5)
 
 
+@pytest.mark.large
 def test_domains_with_different_channels_translate_both_ways_without_identity_loss():
     model = CycleGAN((8, 8, 1), (8, 8, 3), **TINY, seed=0)
     assert model.identity_weight == 0.0
@@ -84,6 +86,7 @@ def test_generators_take_digit_sizes(generator):
         assert model.translate(np.zeros((1, size, size, 3)), "b2a").shape == (1, size, size, 1)
 
 
+@pytest.mark.large
 def test_unet_cyclegan_trains():
     model = CycleGAN((16, 16, 1), (16, 16, 1), generator="unet", **TINY, seed=0)
     model.compile()
@@ -93,6 +96,7 @@ def test_unet_cyclegan_trains():
     assert all(not np.array_equal(a, b) for a, b in zip(before, weights_of(model, "generator_ab")))
 
 
+@pytest.mark.large
 def test_evaluate_leaves_weights_and_pools_alone():
     model = CycleGAN((8, 8, 1), (8, 8, 1), **TINY, seed=0)
     model.compile()
@@ -121,6 +125,7 @@ def digit_classifier(size=8, classes=3):
     return keras.Model(inputs, outputs)
 
 
+@pytest.mark.large
 def test_semantic_consistency_adds_the_classifiers_disagreement_to_the_generator_loss():
     classifier = digit_classifier()
     model = CycleGAN((8, 8, 1), (8, 8, 1), **TINY, semantic_classifier=classifier, semantic_weight=3.0, seed=0)
@@ -143,6 +148,7 @@ def test_semantic_consistency_adds_the_classifiers_disagreement_to_the_generator
     np.testing.assert_allclose(values["g_loss"], without + 3.0 * by_hand, rtol=1e-5)
 
 
+@pytest.mark.large
 def test_semantic_classifier_stays_frozen_and_is_saved_with_the_model(tmp_path):
     classifier = digit_classifier()
     frozen = [w.copy() for w in classifier.get_weights()]

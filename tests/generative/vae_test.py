@@ -13,6 +13,7 @@ def digits(labels=False, limit=128, batch_size=32):
     return load_images("digits", labels=labels, limit=limit, batch_size=batch_size, seed=0)
 
 
+@pytest.mark.large
 def test_training_lowers_the_loss_and_logs_every_tracker():
     vae = VAE(**TINY, seed=1)
     vae.compile(optimizer=keras.optimizers.Adam(1e-2))
@@ -74,6 +75,7 @@ def test_gaussian_likelihood_learns_its_scale():
     assert float(vae.log_scale) < before
 
 
+@pytest.mark.large
 def test_save_and_load_keep_config_weights_and_optimizer_state(tmp_path):
     vae = VAE(**TINY, num_classes=10, likelihood="gaussian", beta=0.5, seed=4)
     vae.compile(optimizer=keras.optimizers.Adam(1e-3))
@@ -90,6 +92,7 @@ def test_save_and_load_keep_config_weights_and_optimizer_state(tmp_path):
     assert int(loaded.optimizer.iterations) == 8
 
 
+@pytest.mark.large
 def test_importance_weighted_bound_is_tighter_than_the_elbo():
     vae = VAE(**TINY, seed=0)
     vae.compile(optimizer=keras.optimizers.Adam(3e-3))

@@ -30,6 +30,7 @@ def classical_run(tmp_path_factory):
     return root / "run", data
 
 
+@pytest.mark.large
 def test_a_classical_run_is_explained_on_its_held_out_rows(classical_run):
     pytest.importorskip("shap")
     run, data = classical_run
@@ -64,6 +65,7 @@ def test_new_rows_are_used_as_they_are_and_shap_is_skipped_without_its_package(c
     assert not saved["rows"]["held_out"] and saved["rows"]["used"] == 150 and "shap" in saved["skipped"]
 
 
+@pytest.mark.large
 def test_a_run_of_the_out_of_core_engine_is_explained_on_its_held_out_rows(tmp_path):
     pytest.importorskip("xgboost")
     data = driven_csv(tmp_path / "table.csv")
@@ -109,6 +111,7 @@ def generative_run(tmp_path_factory):
     return root / "vae", root / "digits.keras"
 
 
+@pytest.mark.large
 def test_a_vae_run_gets_latent_traversals_and_grad_cam_with_a_classifier(generative_run, tmp_path):
     run, classifier = generative_run
     result = explain(run, "digits")

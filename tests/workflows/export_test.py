@@ -32,6 +32,7 @@ def classical_run(tmp_path_factory):
     return run
 
 
+@pytest.mark.large
 def test_litert_and_onnx_of_a_generative_run(vae_run, tmp_path):
     litert = export_run(vae_run, "litert", tmp_path / "vae.tflite")
     assert isinstance(litert, ExportResult) and litert.run_kind == "generative" and litert.format == "litert"

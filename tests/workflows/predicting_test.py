@@ -79,7 +79,8 @@ def test_regression_runs_write_only_predictions(tmp_path):
     result = predict(tmp_path / "run", parts, tmp_path / "out", engine="out_of_core", progress=False)
     out = pd.concat([pd.read_parquet(p) for _, p in result.parts])
     assert result.columns == ["prediction"] and list(out.columns) == ["prediction"]
-    np.testing.assert_allclose(out["prediction"], run.model.predict(frame), rtol=1e-6)
+    # float32 arithmetic: predictions near zero differ in the last bits
+    np.testing.assert_allclose(out["prediction"], run.model.predict(frame), rtol=1e-6, atol=1e-6)
 
 
 def test_bad_requests_are_one_line(runs, tmp_path):
@@ -103,6 +104,7 @@ def test_bad_requests_are_one_line(runs, tmp_path):
     assert result.rows == 2000
 
 
+@pytest.mark.large
 def test_dask_workers_write_the_parts(runs, tmp_path):
     from distributed import LocalCluster
 
