@@ -111,10 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
                         description=(
         "Train a digit/domain classifier on SOURCE's training split (or load --classifier), generate --n images, "
         "and print and save DIR/metrics.json: Frechet and kernel distances on the classifier's features, "
-        "classifier score, label agreement for conditional models, and the test negative ELBO for VAEs."))
+        "classifier score, label agreement for conditional models, and the test negative ELBO for VAEs; with the "
+        "features and sample counts they were computed on. The Frechet distance is comparable with published FIDs "
+        "only with --inception-weights and at least 10,000 generated and real images; otherwise a note says why "
+        "not."))
     add_run_dir(evaluate, "a GAN or VAE run directory (or a .keras file)")
     evaluate.add_argument("--data", required=True, help="digits, tfds:NAME, a .npz path or an image folder")
-    evaluate.add_argument("--n", type=int, default=1000, help="generated images (default: %(default)s)")
+    evaluate.add_argument("--n", type=int, default=10_000, help="generated images (default: %(default)s; published "
+                          "FIDs use at least 10,000)")
     evaluate.add_argument("--limit", type=int, help="use only this many real images per split")
     evaluate.add_argument("--classifier", help="a .keras classifier to use instead of training one")
     evaluate.add_argument("--inception-weights", help="a local Inception-v3 .h5 file: its features instead")
@@ -201,8 +205,15 @@ def _evaluate(args):
     result = evaluate_run(args.run_dir, args.data, n=args.n, limit=args.limit, classifier=args.classifier,
                           inception_weights=args.inception_weights, classifier_epochs=args.classifier_epochs,
                           seed=args.seed, allow_unsafe=args.allow_unsafe)
-    for name, value in result.metrics.items():
-        print(f"{name:24s} {value:.4f}")
+    metrics = result.metrics
+    for name, value in metrics.items():
+        if isinstance(value, float):
+            print(f"{name:24s} {value:.4f}")
+    real = metrics["real_samples"]
+    print(f"On {metrics['features']}: {metrics['generated_samples']:,} generated, {real['train']:,} real train, "
+          f"{real['test']:,} real test images.")
+    if not metrics["fid_comparable"]:
+        print(metrics["fid_note"])
     print(f"Wrote {result.path}")
 
 

@@ -6,7 +6,7 @@ when its data is there:
 =========================  ==============================================
 ``run.json``               header (kind, status, times), configuration, versions
 ``report.json``            classical metrics: summary, train/test table, per-class table, tuning
-``metrics.json``           generator metrics (Frechet and kernel distances, scores)
+``metrics.json``           generator metrics (Frechet and kernel distances, scores; features, counts)
 ``history.json``           learning curves, drawn here with matplotlib
 ``profile.json``           data-quality warnings (``{"warnings": [str, ...]}``)
 ``*.png``                  confusion matrix, ROC curve, predicted vs true, importances, samples
@@ -60,6 +60,8 @@ GENERATOR_SUMMARY = [
     ("label_agreement", None, "Label agreement"),
     ("test_negative_elbo", None, "Test negative ELBO"),
 ]
+# What generator metrics were computed on: shown below their table, not as rows.
+GENERATOR_BASIS = ("features", "generated_samples", "real_samples", "fid_comparable", "fid_note")
 HEADLINE_LOSSES = ("loss", "g_loss", "d_loss")  # the totals a model trains on, before its parts
 TRANSLATION_CAPTION = ("Translations by the final model; each row: a, a→b, a→b→a, b, b→a, b→a→b")
 IMAGES = {
@@ -192,6 +194,8 @@ def _summary(run):
                 note = ""
                 if baseline and _is_number(run.metrics.get(baseline)):
                     note = f"real vs real {_number(run.metrics[baseline])}"
+                if key == "frechet_distance" and run.metrics.get("fid_comparable") is False:
+                    note = "; ".join(filter(None, [note, "not comparable with published FIDs"]))
                 style = "percent" if key == "label_agreement" else "number"
                 tiles.append((label, _format(run.metrics[key], style), note))
     if run.history:
@@ -275,15 +279,27 @@ def _generator_section(run):
         return ""
     rows = []
     for key, value in run.metrics.items():
-        if key.startswith("real_"):
+        if key.startswith("real_") or key in GENERATOR_BASIS:
             continue
         real = run.metrics.get(f"real_{key}")
         rows.append([_label(key), _number(value) if _is_number(value) else _text(_compact(value)),
                      _number(real) if _is_number(real) else "–"])
     note = ("Real vs real compares the real training images with the test images on the same "
             "classifier's features: the best a generator can hope for.")
+    notes = [note] + [_text(line) for line in _generator_basis(run.metrics)]
     return _card("Generator metrics", _table(["metric", "generated", "real vs real"], rows, numeric_from=1)
-                 + f'<p class="muted small">{note}</p>')
+                 + "".join(f'<p class="muted small">{line}</p>' for line in notes))
+
+
+def _generator_basis(metrics):
+    """Sentences on what the generator metrics were computed on: features, sample counts, FID note."""
+    if "features" not in metrics:  # metrics written before they named their features
+        return []
+    real = metrics.get("real_samples")
+    counts = [f"{_count(metrics.get('generated_samples'))} generated"]
+    counts += [f"{_count(count)} real {split}" for split, count in real.items()] if isinstance(real, dict) else []
+    note = metrics.get("fid_note")
+    return [f"On {metrics['features']}: {', '.join(counts)} images.", *([str(note)] if note else [])]
 
 
 def _curves_section(run):

@@ -6,6 +6,12 @@ makes a digit or domain classifier in one call when no pretrained one is at hand
 The Frechet distance also streams: :class:`FeatureStatistics` accumulates the
 mean and covariance of features a batch at a time, so the number of real and
 generated images is bounded by time, not memory.
+
+A Frechet distance is comparable with the FIDs papers publish only on
+Inception-v3's 2,048-d pool features of at least 10,000 generated and 10,000
+real images: it is biased upward at smaller sample sizes, and other features
+give other scales. :func:`generator_report` names its features and sample counts, and
+:func:`fid_comparability` says whether (and why not) its number is comparable.
 """
 
 import os
@@ -20,6 +26,9 @@ from keras_bigml.errors import DataError
 
 if TYPE_CHECKING:
     from keras_bigml.generative.base import GenerativeModel
+
+PUBLISHED_FID_SAMPLES = 10_000  # the fewest images per side that published FIDs use (10k-50k)
+INCEPTION_FEATURES = "inception_v3 pool, 2048-d"
 
 
 def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int | None = None, epochs: int = 3,
@@ -51,7 +60,7 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int | 
     return classifier
 
 
-def inception_classifier(weights: str | os.PathLike,
+def inception_classifier(weights: str | os.PathLike | None,
                          input_shape: tuple[int, int, int] = (28, 28, 1)) -> keras.Model:
     """Inception-v3 on images in [0, 1] of any size and 1 or 3 channels, from a local weights file.
 
@@ -59,10 +68,12 @@ def inception_classifier(weights: str | os.PathLike,
     2048 pooled features feed the metrics (the classic FID features). Nothing is
     downloaded: ``weights`` is the path of Keras's
     ``inception_v3_weights_tf_dim_ordering_tf_kernels.h5`` (or None for random
-    weights, for tests).
+    weights, for tests: the model is then named ``inception_v3_random_weights``
+    and its features are not the FID's).
 
-    >>> inception_classifier(None, (16, 16, 1)).layers[-2].output.shape
-    (None, 2048)
+    >>> model = inception_classifier(None, (16, 16, 1))
+    >>> model.layers[-2].output.shape, feature_description(model)
+    ((None, 2048), 'inception_v3 pool (random weights), 2048-d')
     """
     if weights is not None and not os.path.isfile(weights):
         raise FileNotFoundError(f"No Inception-v3 weights at {weights}; pass a local .h5 file or train_classifier.")
@@ -72,7 +83,62 @@ def inception_classifier(weights: str | os.PathLike,
         x = keras.layers.Concatenate()([x, x, x])
     x = keras.layers.Rescaling(2.0, offset=-1.0)(x)
     inception = keras.applications.InceptionV3(weights=weights, input_tensor=x)
-    return keras.Model(inputs, inception.output, name="inception_v3")
+    name = "inception_v3" if weights is not None else "inception_v3_random_weights"
+    return keras.Model(inputs, inception.output, name=name)
+
+
+def feature_description(classifier: keras.Model) -> str:
+    """What a classifier's metric features are, e.g. ``"inception_v3 pool, 2048-d"``.
+
+    Only an `inception_classifier` with weights gives `INCEPTION_FEATURES`;
+    other classifiers are named with their feature layer and its width.
+
+    >>> inputs = keras.Input((4,))
+    >>> features = keras.layers.Dense(8, name="features")(inputs)
+    >>> feature_description(keras.Model(inputs, keras.layers.Dense(2)(features), name="judge"))
+    "judge's features layer, 8-d"
+    """
+    layer = _feature_layer(classifier)
+    dim = feature_dimension(classifier)
+    if classifier.name == "inception_v3" and dim == 2048:
+        return INCEPTION_FEATURES
+    if classifier.name == "inception_v3_random_weights":
+        return f"inception_v3 pool (random weights), {dim}-d"
+    return f"{classifier.name}'s {layer.name} layer, {dim}-d"
+
+
+def feature_dimension(classifier: keras.Model) -> int:
+    """The width of a classifier's metric features (its ``features`` layer, else the last layer's input)."""
+    return int(_feature_layer(classifier).output.shape[-1])
+
+
+def fid_comparability(features: str, generated_samples: int, real_samples: int) -> tuple[bool, str]:
+    """Whether a Frechet distance is comparable with published FIDs, and one sentence saying why (not).
+
+    Comparable needs `INCEPTION_FEATURES` (Inception-v3's 2,048-d pool) and at
+    least `PUBLISHED_FID_SAMPLES` generated and real images: the estimate is
+    biased upward at smaller sizes, so fewer samples give larger numbers.
+    ``features`` is a `feature_description`; ``real_samples`` is the number of
+    real images the generated ones are compared with.
+
+    >>> fid_comparability(INCEPTION_FEATURES, 10_000, 10_000)[0]
+    True
+    >>> print(fid_comparability("classifier's features layer, 128-d", 1000, 360)[1])  # doctest: +NORMALIZE_WHITESPACE
+    Frechet distance not comparable with published FIDs: computed on classifier's features layer, 128-d,
+    not pretrained Inception-v3's 2,048-d pool features; 1,000 generated samples, fewer than 10,000;
+    360 real samples, fewer than 10,000.
+    """
+    reasons = []
+    if features != INCEPTION_FEATURES:
+        reasons.append(f"computed on {features}, not pretrained Inception-v3's 2,048-d pool features")
+    for count, side in ((generated_samples, "generated"), (real_samples, "real")):
+        if count < PUBLISHED_FID_SAMPLES:
+            reasons.append(f"{count:,} {side} samples, fewer than {PUBLISHED_FID_SAMPLES:,}")
+    if reasons:
+        return False, f"Frechet distance not comparable with published FIDs: {'; '.join(reasons)}."
+    return True, (f"Frechet distance comparable with published FIDs in features and sample counts ({features}; "
+                  f"{generated_samples:,} generated, {real_samples:,} real), though Keras's Inception-v3 weights "
+                  "and resizing differ from the original TensorFlow FID graph's, which can shift the value.")
 
 
 def classifier_outputs(classifier: keras.Model, images: np.ndarray,
@@ -88,11 +154,15 @@ def classifier_outputs(classifier: keras.Model, images: np.ndarray,
 
 
 def _features_and_probabilities(classifier):
+    # ``outputs[0]``, not ``output``: a Sequential model has no ``output`` of its own in Keras 3.
+    return keras.Model(classifier.inputs, [_feature_layer(classifier).output, classifier.outputs[0]])
+
+
+def _feature_layer(classifier):
     try:
-        feature_layer = classifier.get_layer("features")
+        return classifier.get_layer("features")
     except ValueError:
-        feature_layer = classifier.layers[-2]
-    return keras.Model(classifier.inputs, [feature_layer.output, classifier.output])
+        return classifier.layers[-2]
 
 
 class FeatureStatistics:
@@ -357,7 +427,8 @@ def summarize(classifier: keras.Model, images: "np.ndarray | Iterable", batch_si
 
 def generator_report(generator: "GenerativeModel", classifier: keras.Model,
                      real_train: "np.ndarray | Iterable", real_test: "np.ndarray | Iterable",
-                     num_samples: int = 1000, seed: int = 0, batch_size: int = 500) -> dict:
+                     num_samples: int = PUBLISHED_FID_SAMPLES, seed: int = 0, batch_size: int = 500,
+                     features: str | None = None) -> dict:
     """All classifier-based metrics of a GAN or VAE against real images, as a dict.
 
     ``real_train`` and ``real_test`` are image arrays in [0, 1], or iterables of
@@ -367,6 +438,13 @@ def generator_report(generator: "GenerativeModel", classifier: keras.Model,
     numbers of real and generated images cost time, not memory. Conditional
     generators draw every class in turn and get ``label_agreement``.
 
+    After the numbers, the report says what they were computed on: ``features``
+    (the given description, else `feature_description` of the classifier),
+    ``generated_samples``, ``real_samples`` (``{"train": ..., "test": ...}``, as
+    streamed), and whether the Frechet distance is comparable with published
+    FIDs (``fid_comparable``, ``fid_note``: see `fid_comparability`). The kernel
+    distances use subsets of at most 1,000 of at most 10,000 kept features.
+
     >>> from keras_bigml.data import load_images
     >>> from keras_bigml.generative import GAN
     >>> images, labels = next(iter(load_images("digits", labels=True, batch_size=400, shuffle=False)))
@@ -374,8 +452,13 @@ def generator_report(generator: "GenerativeModel", classifier: keras.Model,
     >>> classifier = train_classifier(images, labels, epochs=1)
     >>> gan = GAN(image_shape=(8, 8, 1), latent_dim=4, generator_filters=(8,),
     ...           discriminator_filters=(8,), num_classes=10, seed=0)
-    >>> sorted(generator_report(gan, classifier, images[:200], images[200:], num_samples=100))
-    ['classifier_score', 'frechet_distance', 'kernel_distance', 'label_agreement', 'real_classifier_score', ...]
+    >>> report = generator_report(gan, classifier, images[:200], images[200:], num_samples=100)
+    >>> list(report)  # doctest: +NORMALIZE_WHITESPACE
+    ['frechet_distance', 'real_frechet_distance', 'kernel_distance', 'real_kernel_distance', 'classifier_score',
+     'real_classifier_score', 'label_agreement', 'features', 'generated_samples', 'real_samples',
+     'fid_comparable', 'fid_note']
+    >>> report["features"], report["generated_samples"], report["real_samples"], report["fid_comparable"]
+    ("classifier's features layer, 128-d", 100, {'train': 200, 'test': 200}, False)
     """
     from tqdm.auto import tqdm
 
@@ -390,8 +473,8 @@ def generator_report(generator: "GenerativeModel", classifier: keras.Model,
         count = min(batch_size, num_samples - start)
         requested = None if labels is None else labels[start : start + count]
         z = rng.standard_normal((count, generator.latent_dim)).astype(np.float32)
-        features, probabilities = both.predict_on_batch(generator.generate(z=z, labels=requested))
-        fake.update(features, probabilities, requested)
+        features_batch, probabilities = both.predict_on_batch(generator.generate(z=z, labels=requested))
+        fake.update(features_batch, probabilities, requested)
     train = summarize(classifier, real_train, batch_size, seed)
     test = summarize(classifier, real_test, batch_size, seed)
     report = {
@@ -404,6 +487,11 @@ def generator_report(generator: "GenerativeModel", classifier: keras.Model,
     }
     if num_classes:
         report["label_agreement"] = fake.label_agreement
+    features = features or feature_description(classifier)
+    comparable, note = fid_comparability(features, fake.statistics.count, test.statistics.count)
+    report.update(features=features, generated_samples=fake.statistics.count,
+                  real_samples={"train": train.statistics.count, "test": test.statistics.count},
+                  fid_comparable=comparable, fid_note=note)
     return report
 
 

@@ -395,7 +395,7 @@ class EvaluationResult:
     path: str
 
 
-def evaluate_run(run_dir: str | os.PathLike, source: str, *, n: int = 1000, limit: int | None = None,
+def evaluate_run(run_dir: str | os.PathLike, source: str, *, n: int = 10_000, limit: int | None = None,
                  classifier: "str | os.PathLike | keras.Model | None" = None,
                  inception_weights: str | None = None, classifier_epochs: int = 3, seed: int = 0,
                  allow_unsafe: bool = False) -> EvaluationResult:
@@ -405,13 +405,27 @@ def evaluate_run(run_dir: str | os.PathLike, source: str, *, n: int = 1000, limi
     test beside them), classifier score, label agreement for conditional models,
     and the model's own test metrics (the negative ELBO for VAEs). The classifier
     is trained on ``source``'s training split unless a saved one (``classifier``,
-    a ``.keras`` path) or Inception-v3 weights (``inception_weights``) are given.
-    The real images and the ``n`` generated ones stream through the classifier a
-    batch at a time (`keras_bigml.evaluation.generative.StreamSummary`); only
-    training a classifier holds the training split in memory.
+    a ``.keras`` path or a model) or Inception-v3 weights (``inception_weights``)
+    are given. The real images and the ``n`` generated ones stream through the
+    classifier a batch at a time (`keras_bigml.evaluation.generative.StreamSummary`);
+    only training a classifier holds the training split in memory.
+
+    The metrics also name their features and sample counts (``features``,
+    ``generated_samples``, ``real_samples``), and ``fid_comparable`` and
+    ``fid_note`` say whether the Frechet distance is comparable with published
+    FIDs: only on Inception-v3's 2,048-d pool features with at least 10,000
+    generated and real images (`keras_bigml.evaluation.generative.fid_comparability`).
     """
+    import keras
+
     from keras_bigml.data import load_images
-    from keras_bigml.evaluation.generative import generator_report, inception_classifier, train_classifier
+    from keras_bigml.evaluation.generative import (
+        feature_description,
+        feature_dimension,
+        generator_report,
+        inception_classifier,
+        train_classifier,
+    )
     from keras_bigml.generative.base import LatentGenerativeModel
     from keras_bigml.runs import load_keras_file
 
@@ -427,16 +441,22 @@ def evaluate_run(run_dir: str | os.PathLike, source: str, *, n: int = 1000, limi
                                  shuffle=False, limit=limit) for split in ("train", "test")}
     if inception_weights:
         judge = inception_classifier(inception_weights, shape)
+        features = feature_description(judge)
+    elif isinstance(classifier, keras.Model):
+        judge = classifier
+        features = f"given classifier {judge.name}, {feature_dimension(judge)}-d"
     elif classifier:
         judge = load_keras_file(classifier, allow_unsafe, "classifier")
+        features = f"saved classifier {os.path.basename(os.fspath(classifier))}, {feature_dimension(judge)}-d"
     else:  # only training a judge holds the training split in memory
         labelled = load_images(source, split="train", image_size=shape[:2], channels=shape[2], labels=True,
                                batch_size=1000, shuffle=False, limit=limit)
         batches = list(labelled.as_numpy_iterator())
         judge = train_classifier(np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]),
                                  epochs=classifier_epochs, seed=seed)
+        features = f"trained classifier's penultimate layer, {feature_dimension(judge)}-d"
     # The real splits stream through the judge a batch at a time, as the generated images do.
-    metrics = generator_report(model, judge, splits["train"], splits["test"], n, seed)
+    metrics = generator_report(model, judge, splits["train"], splits["test"], n, seed, features=features)
     test = load_images(source, split="test", image_size=shape[:2], channels=shape[2],
                        labels=bool(model.num_classes), shuffle=False, limit=limit)
     metrics.update(model.test_metrics(test))

@@ -6,10 +6,13 @@ import pytest
 from keras_bigml.data import load_images
 from keras_bigml.errors import DataError
 from keras_bigml.evaluation.generative import (
+    INCEPTION_FEATURES,
     FeatureStatistics,
     classifier_outputs,
     classifier_score,
+    feature_description,
     feature_statistics,
+    fid_comparability,
     frechet_distance,
     kernel_distance,
     label_agreement,
@@ -86,6 +89,12 @@ def test_generator_report_of_a_copying_generator_matches_real_data():
     assert report["label_agreement"] > 0.8
     assert report["frechet_distance"] < 3 * report["real_frechet_distance"] + 1.0
     assert abs(report["classifier_score"] - report["real_classifier_score"]) < 1.5
+    # The report names what its numbers were computed on, and why its Frechet distance is no published FID.
+    assert report["features"] == "classifier's features layer, 128-d"
+    assert report["generated_samples"] == 390 and report["real_samples"] == {"train": 700, "test": 700}
+    assert report["fid_comparable"] is False
+    assert "not comparable with published FIDs" in report["fid_note"]
+    assert "390 generated samples" in report["fid_note"] and "700 real samples" in report["fid_note"]
     # The real splits may stream as datasets of batches: the same numbers as the arrays.
     import tensorflow as tf
 
@@ -94,7 +103,40 @@ def test_generator_report_of_a_copying_generator_matches_real_data():
                                 num_samples=390)
     assert streamed.keys() == report.keys()
     for name, value in report.items():
-        assert streamed[name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
+        if isinstance(value, float):
+            assert streamed[name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
+        else:  # what the numbers were computed on: the real counts are counted batch by batch as streamed
+            assert streamed[name] == value, name
+    named = generator_report(Copier(), classifier, images[:100], images[700:820], num_samples=30,
+                             features="my judge, 128-d")
+    assert named["features"] == "my judge, 128-d" and named["generated_samples"] == 30
+    assert named["real_samples"] == {"train": 100, "test": 120} and "computed on my judge, 128-d" in named["fid_note"]
+
+
+@pytest.mark.parametrize("features, generated, real, reasons", [
+    (INCEPTION_FEATURES, 10_000, 10_000, []),
+    (INCEPTION_FEATURES, 50_000, 70_000, []),
+    (INCEPTION_FEATURES, 9_999, 10_000, ["9,999 generated samples, fewer than 10,000"]),
+    (INCEPTION_FEATURES, 10_000, 360, ["360 real samples, fewer than 10,000"]),
+    ("trained classifier's penultimate layer, 128-d", 50_000, 50_000,
+     ["computed on trained classifier's penultimate layer, 128-d, not pretrained Inception-v3's 2,048-d pool"]),
+    ("inception_v3 pool (random weights), 2048-d", 10_000, 10_000, ["random weights"]),
+    ("saved classifier judge.keras, 2048-d", 1000, 500,
+     ["computed on saved classifier judge.keras", "1,000 generated samples, fewer than 10,000",
+      "500 real samples, fewer than 10,000"]),
+])
+def test_fid_is_comparable_only_on_inception_pool_features_of_10k_images_a_side(features, generated, real,
+                                                                                 reasons):
+    comparable, note = fid_comparability(features, generated, real)
+    assert comparable is (not reasons)
+    assert "\n" not in note and note.endswith(".")
+    if reasons:
+        assert note.startswith("Frechet distance not comparable with published FIDs: ")
+        assert all(reason in note for reason in reasons), note
+        assert note.count("fewer than") == sum("fewer than" in reason for reason in reasons)
+    else:
+        assert note.startswith("Frechet distance comparable with published FIDs") and "not comparable" not in note
+        assert f"{generated:,} generated, {real:,} real" in note
 
 
 def test_stream_summary_keeps_all_features_up_to_keep_then_a_uniform_sample():
@@ -126,6 +168,9 @@ def test_inception_features_for_small_grayscale_images_and_missing_weights(tmp_p
     features, probabilities = classifier_outputs(model, np.random.default_rng(0).random((2, 16, 16, 1)))
     assert features.shape == (2, 2048) and probabilities.shape == (2, 1000)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-4)
+    # Random weights are not the FID's features, whatever the sample counts.
+    assert feature_description(model) == "inception_v3 pool (random weights), 2048-d"
+    assert fid_comparability(feature_description(model), 50_000, 50_000)[0] is False
     with pytest.raises(FileNotFoundError, match="No Inception-v3 weights"):
         inception_classifier(str(tmp_path / "missing.h5"))
 
@@ -189,3 +234,23 @@ class TestStreamingFrechet:
             frechet_distance(FeatureStatistics().update(np.zeros((1, 2))), np.zeros((4, 2)))
         with pytest.raises(DataError, match="same d"):
             frechet_distance(stats, np.zeros((4, 3)))
+
+
+@pytest.mark.large
+def test_inception_from_a_weights_file_gives_the_fid_features(tmp_path):
+    """A weights file in the layout of Keras's Inception-v3 .h5 (here random weights, saved) makes FID features."""
+    import h5py
+    import keras
+    from keras.src.legacy.saving import legacy_h5_format
+
+    from keras_bigml.evaluation import inception_classifier
+
+    source = keras.applications.InceptionV3(weights=None, input_shape=(75, 75, 3))
+    with h5py.File(tmp_path / "inception.h5", "w") as file:
+        legacy_h5_format.save_weights_to_hdf5_group(file, source)
+    model = inception_classifier(str(tmp_path / "inception.h5"), (16, 16, 1))
+    for loaded, saved in zip(model.get_weights(), source.get_weights(), strict=True):
+        np.testing.assert_array_equal(loaded, saved)
+    assert feature_description(model) == INCEPTION_FEATURES == "inception_v3 pool, 2048-d"
+    assert fid_comparability(feature_description(model), 10_000, 10_000)[0] is True
+    assert fid_comparability(feature_description(model), 1_000, 10_000)[0] is False

@@ -128,3 +128,62 @@ def test_translations_go_to_shards_in_input_order(tmp_path):
     assert as_bytes(read) == as_bytes(expected)
     with pytest.raises(ConfigError, match="format"):
         translate_images(tmp_path / "cyclegan.keras", "digits", tmp_path / "x", format="jpeg")
+
+
+def test_evaluation_defaults_to_the_10k_samples_published_fids_use():
+    import inspect
+
+    from keras_bigml.cli import build_parser
+    from keras_bigml.workflows.generative import evaluate_run
+
+    assert inspect.signature(evaluate_run).parameters["n"].default == 10_000
+    assert build_parser().parse_args(["evaluate", "run", "--data", "digits"]).n == 10_000
+
+
+def test_evaluate_names_its_features_and_sample_counts_and_says_its_fid_is_not_comparable(tmp_path, capsys):
+    import numpy as np
+
+    from keras_bigml.cli import main
+    from keras_bigml.generative import GAN
+    from keras_bigml.workflows.generative import evaluate_run
+
+    run = tmp_path / "run"
+    run.mkdir()
+    GAN(image_shape=(8, 8, 1), latent_dim=4, generator_filters=(8,), discriminator_filters=(8,), num_classes=10,
+        seed=0).save(run / "model.keras")  # an untrained model is enough to check what the metrics say
+    result = evaluate_run(run, "digits", n=250, limit=300, classifier_epochs=1)
+    metrics = result.metrics
+    assert metrics["features"] == "trained classifier's penultimate layer, 128-d"
+    assert metrics["generated_samples"] == 250 and metrics["real_samples"] == {"train": 300, "test": 300}
+    assert metrics["fid_comparable"] is False
+    assert "not pretrained Inception-v3's 2,048-d pool features" in metrics["fid_note"]
+    assert "250 generated samples, fewer than 10,000" in metrics["fid_note"]
+    assert "300 real samples, fewer than 10,000" in metrics["fid_note"]
+    assert {"frechet_distance", "real_frechet_distance", "kernel_distance", "label_agreement"} <= set(metrics)
+    with open(result.path) as file:
+        assert json.load(file) == metrics
+    page = (run / "report.html").read_text()
+    assert "On trained classifier&#x27;s penultimate layer, 128-d: 250 generated, 300 real train, 300 real test" \
+        in page
+    assert "Frechet distance not comparable with published FIDs" in page
+    assert "not comparable with published FIDs</div>" in page  # on the Frechet distance's summary tile
+    # The CLI, with a saved classifier: its file name, features and counts, and the note on one line.
+    judge = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(16),
+                              keras.layers.Dense(10, activation="softmax")])  # untrained: any classifier will do
+    judge.save(tmp_path / "judge.keras")
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--data", "digits", "--n", "120", "--limit", "200",
+                 "--classifier", str(tmp_path / "judge.keras")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["features"] == "saved classifier judge.keras, 16-d"
+    assert "On saved classifier judge.keras, 16-d: 120 generated, 200 real train, 200 real test images." in printed
+    notes = [line for line in printed if "published FIDs" in line]
+    assert notes == [metrics["fid_note"]] and "120 generated samples" in notes[0]
+    assert f"frechet_distance         {metrics['frechet_distance']:.4f}" in printed
+    assert not any(name in line for line in printed for name in ("fid_comparable", "real_samples"))
+    assert np.isfinite(metrics["frechet_distance"])
+    # A classifier passed as a model is named by its Keras name.
+    judge = keras.Model(judge.inputs, judge.outputs, name="judge")
+    given = evaluate_run(run, "digits", n=40, limit=50, classifier=judge).metrics
+    assert given["features"] == "given classifier judge, 16-d" and given["generated_samples"] == 40
