@@ -16,6 +16,7 @@ from keras_bigml.evaluation.generative import (
     frechet_distance,
     kernel_distance,
     label_agreement,
+    trace_sqrt_product,
     train_classifier,
 )
 
@@ -27,6 +28,19 @@ def test_frechet_distance_by_hand_for_diagonal_gaussians():
     # |mu|^2 = 2; trace term: (1 + 4 - 2*2) + (1 + 1 - 2*1) = 1
     assert frechet_distance(a, b) == pytest.approx(3.0, abs=0.1)
     assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_trace_of_the_root_matches_scipys_matrix_root_for_covariances_that_do_not_commute():
+    from scipy import linalg
+
+    rng = np.random.default_rng(1)
+    # Rank-deficient too (fewer samples than dimensions), as 2,048-d features of few images are.
+    for samples in (400, 40):
+        a, b = rng.normal(size=(samples, 64)), rng.normal(size=(samples, 64)) @ rng.normal(size=(64, 64))
+        cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+        expected = np.trace(np.real(linalg.sqrtm(cov_a @ cov_b)))
+        assert trace_sqrt_product(cov_a, cov_b) == pytest.approx(expected, rel=1e-6)
+        assert trace_sqrt_product(cov_b, cov_a) == pytest.approx(expected, rel=1e-6)
 
 
 def test_kernel_distance_by_hand_on_tiny_sets():
