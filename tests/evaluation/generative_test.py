@@ -63,6 +63,7 @@ def test_label_agreement_by_hand():
     assert label_agreement(np.eye(3)[[0, 1, 2, 2]], [0, 1, 2, 0]) == 0.75
 
 
+@pytest.mark.large
 def test_real_versus_real_is_far_below_real_versus_noise():
     images, labels = next(iter(load_images("digits", labels=True, batch_size=2000, shuffle=False)))
     images, labels = images.numpy(), labels.numpy()
@@ -83,6 +84,7 @@ def test_feature_sets_must_match():
         kernel_distance(np.zeros((1, 2)), np.zeros((5, 2)))
 
 
+@pytest.mark.large
 def test_generator_report_of_a_copying_generator_matches_real_data():
     from keras_bigml.data import load_images
     from keras_bigml.evaluation import generator_report
@@ -175,6 +177,7 @@ def test_stream_summary_keeps_all_features_up_to_keep_then_a_uniform_sample():
     assert summary.label_agreement == 1.0 and summary.classifier_score == pytest.approx(1.0)
 
 
+@pytest.mark.large
 def test_inception_features_for_small_grayscale_images_and_missing_weights(tmp_path):
     from keras_bigml.evaluation import inception_classifier
 
@@ -228,6 +231,7 @@ class TestStreamingFrechet:
             stats.update(batch)
         np.testing.assert_allclose(stats.covariance, np.cov(features, rowvar=False), rtol=1e-6)
 
+    @pytest.mark.large
     def test_classifier_features_stream_from_a_dataset(self):
         images, labels = next(iter(load_images("digits", labels=True, batch_size=2000, shuffle=False)))
         classifier = train_classifier(images.numpy()[:300], labels.numpy()[:300], epochs=1)

@@ -12,6 +12,7 @@ def digits(labels=False, limit=64, batch_size=16):
     return load_images("digits", labels=labels, limit=limit, batch_size=batch_size, seed=0)
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("loss", ["bce", "lsgan", "hinge", "wgan-gp"])
 def test_every_loss_trains_both_networks_and_logs_its_trackers(loss):
     gan = GAN(**TINY, discriminator_steps=2, seed=0)
@@ -71,6 +72,7 @@ def test_seeded_noise_is_reproducible():
     np.testing.assert_array_equal(first.generate(4), second.generate(4))
 
 
+@pytest.mark.large
 def test_save_and_load_keep_both_optimizers(tmp_path):
     gan = GAN(**TINY, num_classes=10, seed=0)
     gan.compile(loss="hinge", d_optimizer=keras.optimizers.Adam(3e-4), g_optimizer=keras.optimizers.RMSprop(1e-4))
@@ -140,12 +142,14 @@ def seeded_run():
     return [w.numpy() for w in gan.weights]
 
 
+@pytest.mark.large
 def test_two_seeded_runs_give_identical_weights():
     first, second = seeded_run(), seeded_run()
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.large
 def test_wgan_gp_interpolates_with_a_fresh_uniform_alpha_per_example(monkeypatch):
     """The critic's gradient is penalized at alpha_i * real_i + (1 - alpha_i) * fake_i, one alpha_i ~ U(0, 1)
     per example (one alpha per batch is a known bug elsewhere), drawn again for each discriminator step."""

@@ -29,6 +29,7 @@ def bfloat16_cpu(monkeypatch):
     monkeypatch.setattr(precision, "gpu_compute_capabilities", lambda: [])
 
 
+@pytest.mark.large
 def test_auto_on_a_cpu_without_bfloat16_trains_float32_and_says_why(tmp_path, monkeypatch):
     monkeypatch.setattr(precision, "cpu_flags", lambda cpuinfo=None: frozenset({"avx2"}))
     monkeypatch.setattr(precision, "gpu_compute_capabilities", lambda: [])
@@ -39,6 +40,7 @@ def test_auto_on_a_cpu_without_bfloat16_trains_float32_and_says_why(tmp_path, mo
     assert result.precision.policy == "float32" and result.model.dtype_policy.name == "float32"
 
 
+@pytest.mark.large
 def test_auto_probes_both_policies_where_the_cpu_has_bfloat16(tmp_path, bfloat16_cpu):
     """The real probe times the run's own model under each policy and records both timings."""
     train_vae(tmp_path / "run", DIGITS, options(), **TINY_VAE)
@@ -48,6 +50,7 @@ def test_auto_probes_both_policies_where_the_cpu_has_bfloat16(tmp_path, bfloat16
     assert "AMX" in recorded["reason"]
 
 
+@pytest.mark.large
 def test_a_faster_bfloat16_probe_trains_in_mixed_bfloat16_and_restores_the_global_policy(
         tmp_path, bfloat16_cpu, monkeypatch):
     timings = {"float32": 0.2, "mixed_bfloat16": 0.1}
@@ -140,6 +143,7 @@ def test_evaluation_defaults_to_the_10k_samples_published_fids_use():
     assert build_parser().parse_args(["evaluate", "run", "--data", "digits"]).n == 10_000
 
 
+@pytest.mark.large
 def test_evaluate_names_its_features_and_sample_counts_and_says_its_fid_is_not_comparable(tmp_path, capsys):
     import numpy as np
 
