@@ -12,6 +12,8 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "save_report_plots": "classical",
     "classifier_outputs": "generative",
     "classifier_score": "generative",
+    "feature_description": "generative",
+    "fid_comparability": "generative",
     "frechet_distance": "generative",
     "generator_report": "generative",
     "inception_classifier": "generative",
