@@ -24,6 +24,8 @@ LARGE_DOCTESTS = {
     "keras_bigml.workflows.generative",
     "keras_bigml.conversion.to_litert",
     "keras_bigml.callbacks.GeneratorMetrics",
+    "keras_bigml.runs.fit_and_save",
+    "keras_bigml.evaluation.generative.generator_report",
 }
 
 

@@ -96,12 +96,14 @@ def test_a_copy_that_differs_is_refused_and_not_written(saved_models, tmp_path):
     assert not (tmp_path / "model.tflite").exists()
 
 
+@pytest.mark.large
 def test_compare_saved_models(saved_models):
     assert compare_saved_models(saved_models["cgan"], saved_models["cgan"]) == {"generate": {"images": 0.0}}
     with pytest.raises(ModelFileError, match="lacks the signature 'a_to_b'"):
         compare_saved_models(saved_models["cgan"], saved_models["cyclegan"])
 
 
+@pytest.mark.large
 def test_unknown_signature_is_one_line(saved_models, tmp_path):
     with pytest.raises(ConfigError) as error:
         to_litert(saved_models["cgan"], tmp_path / "x.tflite", signature_keys=["decode"])

@@ -143,6 +143,7 @@ def test_rewritten_atomically_and_empty_run(tmp_path):
         write_report(tmp_path / "missing")
 
 
+@pytest.mark.large
 def test_a_few_epoch_grids(vae_run, tmp_path):
     run = copy_run(vae_run, tmp_path)
     grid = os.path.join(run, "grids", "epoch_001.png")

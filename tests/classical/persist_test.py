@@ -110,6 +110,7 @@ def test_every_type_a_saved_model_holds_is_trusted(group):
         assert names <= TRUSTED_TYPES | TRUSTED_FUNCTIONS, f"{case} writes untrusted {names - TRUSTED_TYPES}"
 
 
+@pytest.mark.large
 def test_trust_list_holds_nothing_saved_models_do_not_need():
     written = set().union(*(names for group in GROUPS for names in _types_written(group).values()))
     assert written == TRUSTED_TYPES | TRUSTED_FUNCTIONS

@@ -187,6 +187,7 @@ def test_training_check_finds_a_network_that_is_not_updated(monkeypatch):
 
 
 # Both breaks change nothing with one replica, so the correct one-replica step serves as reference.
+@pytest.mark.large
 def test_replica_check_finds_a_loss_averaged_over_the_replica_batch(monkeypatch, cpu_devices):
     reference = first_step(GAN_CASE)
     # Each replica's mean instead of the global one: gradients summed over replicas are N times too large.
@@ -195,6 +196,7 @@ def test_replica_check_finds_a_loss_averaged_over_the_replica_batch(monkeypatch,
         harness.run_replica_check(GAN_CASE.make_with_sgd, GAN_CASE.dataset, cpu_devices, reference, seed=SEED)
 
 
+@pytest.mark.large
 def test_replica_check_finds_trackers_fed_the_scaled_loss(monkeypatch, cpu_devices):
     reference = first_step(GAN_CASE)
     # The pitfall of DESIGN.md: the update is right, but the logs read 1/N of the loss with N replicas.
@@ -206,6 +208,7 @@ def test_replica_check_finds_trackers_fed_the_scaled_loss(monkeypatch, cpu_devic
 
 
 # These two breaks act only when saving or exporting, so the trained GAN of the checks above serves.
+@pytest.mark.large
 def test_saving_check_finds_noise_state_left_out_of_the_file(monkeypatch, tmp_path):
     trained = first_step(GAN_CASE).model
     monkeypatch.setattr(GAN, "save_own_variables", keras.layers.Layer.save_own_variables)
@@ -213,6 +216,7 @@ def test_saving_check_finds_noise_state_left_out_of_the_file(monkeypatch, tmp_pa
         harness.run_saving_check(GAN_CASE.make_with_sgd, GAN_CASE.dataset, tmp_path, trained=trained)
 
 
+@pytest.mark.large
 def test_export_check_finds_a_signature_that_serves_the_raw_generator(monkeypatch, tmp_path):
     serving_functions = GAN.serving_functions
 

@@ -83,6 +83,7 @@ def test_an_unknown_precision_is_one_clear_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.large
 def test_generated_shards_hold_every_sample_with_its_label_batch_by_batch(tmp_path):
     import numpy as np
 
