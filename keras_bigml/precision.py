@@ -248,9 +248,10 @@ def fit_probe(build: Callable[[], "keras.Model"], element_spec: object, batch_si
         batch = _synthetic_batch(element_spec, batch_size, seed)
         data = tf.data.Dataset.from_tensors(batch).repeat()
         model = build()
-        model.fit(data, steps_per_epoch=warmup_steps, epochs=1, verbose=0)
+        # shuffle=False: Keras warns that it cannot shuffle a dataset (one repeated batch here).
+        model.fit(data, steps_per_epoch=warmup_steps, epochs=1, verbose=0, shuffle=False)
         start = time.perf_counter()
-        model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+        model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
         seconds = (time.perf_counter() - start) / steps
         del model
         gc.collect()
