@@ -28,7 +28,14 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from keras_bigml.classical.out_of_core import _best_rounds, _labels, score_batch
-from keras_bigml.classical.scaled import Preprocessing, TableModel, TableStats, peak_memory_mb
+from keras_bigml.classical.scaled import (
+    ForestGradients,
+    Preprocessing,
+    TableModel,
+    TableStats,
+    peak_memory_mb,
+    release_memory,
+)
 from keras_bigml.errors import EngineError
 from keras_bigml.evaluation.classical import PartitionReport
 
@@ -179,9 +186,14 @@ class DaskEngine:
                             meta=meta, enforce_metadata=False, label=f"read-{share}")
         return frame[names], frame["__label__"]
 
-    def fit_trees(self, candidates: list[tuple[dict, int]], prep: Preprocessing, classes: list | None, *,
-                  validation: bool = False, early_stopping_rounds: int | None = None,
+    def fit_trees(self, candidates: list[tuple[dict, int, ForestGradients | None]], prep: Preprocessing,
+                  classes: list | None, *, validation: bool = False, early_stopping_rounds: int | None = None,
                   ) -> "tuple[list[xgboost.Booster], list[float]]":
+        """Train one booster per ``(params, rounds, objective)`` candidate with ``xgboost.dask``.
+
+        ``objective`` is None for XGBoost's own, or a forest's `ForestGradients` (it runs on the workers).
+        After each training the workers hand the memory it freed back to the OS (`release_memory`).
+        """
         import xgboost.dask
 
         X, y = self._share_frame("train", prep, classes)
@@ -194,11 +206,11 @@ class DaskEngine:
                 evals = [(xgboost.dask.DaskQuantileDMatrix(self.client, Xv, yv, max_bin=max_bin, ref=train),
                           "validation")]
             boosters, seconds = [], []
-            for params, rounds in candidates:
+            for params, rounds, objective in candidates:
                 start = time.perf_counter()
                 with tqdm(total=1, desc="xgboost.dask", leave=False, disable=not self.progress) as bar:
                     output = self._watched(
-                        xgboost.dask.train, self.client, params, train, rounds, evals=evals,
+                        xgboost.dask.train, self.client, params, train, rounds, evals=evals, obj=objective,
                         early_stopping_rounds=early_stopping_rounds if evals else None, verbose_eval=False,
                         coll_cfg=xgboost.collective.Config(timeout=COLLECTIVE_TIMEOUT),
                     )
@@ -206,6 +218,8 @@ class DaskEngine:
                 booster = _best_rounds(output["booster"])
                 booster.feature_names = None  # scored later from plain arrays
                 boosters.append(booster)
+                del output
+                self.client.run(release_memory)
                 seconds.append(time.perf_counter() - start)
             return boosters, seconds
         except EngineError:

@@ -28,7 +28,7 @@ from keras_bigml.classical.scaled import (
     Preprocessing,
     TableModel,
     epochs_for,
-    forest_groups,
+    forest_rounds,
     sgd_learner,
     xgboost_settings,
 )
@@ -121,19 +121,14 @@ def train_scaled(engine: "OutOfCoreEngine | DaskEngine", algorithm: str, task: s
     validation = tune_method is not None
     if trees:
         width = len(prep.feature_names_out)
-        groups = []  # the boosters of each candidate: one, or a random forest's groups of trees
+        jobs = []  # (params, rounds, objective): a forest's rounds fit the gradients at the intercept
         for p in candidates:
-            settings = xgboost_settings(algorithm, task, len(classes or []), width, p, seed=seed)
-            groups.append(forest_groups(settings[0], stats.train_rows) if algorithm == "random_forest"
-                          else [settings])
-        boosters, times = engine.fit_trees([s for group in groups for s in group], prep, classes,
-                                           validation=validation, early_stopping_rounds=EARLY_STOPPING_ROUNDS)
-        estimators, seconds, start = [], [], 0
-        for group in groups:
-            chosen = boosters[start:start + len(group)]
-            estimators.append(chosen[0] if len(chosen) == 1 else chosen)
-            seconds.append(sum(times[start:start + len(group)]))
-            start += len(group)
+            booster, rounds = xgboost_settings(algorithm, task, len(classes or []), width, p, seed=seed)
+            jobs.append(forest_rounds(booster, stats, classes) if algorithm == "random_forest"
+                        else (booster, rounds, None))
+        boosting = algorithm == "gradient_boosting"  # only boosting stops early on the validation rows
+        estimators, seconds = engine.fit_trees(jobs, prep, classes, validation=validation and boosting,
+                                               early_stopping_rounds=EARLY_STOPPING_ROUNDS if boosting else None)
     else:
         learners = [sgd_learner(algorithm, task, p, seed) for p in candidates]
         passes = epochs_for(stats.train_rows, epochs)

@@ -32,7 +32,10 @@ if TYPE_CHECKING:
 TREE_ALGORITHMS = ("gradient_boosting", "random_forest", "decision_tree")
 LINEAR_ALGORITHMS = ("logistic_regression", "linear_regression", "svm")
 MAX_CLASSES = 1000
-FOREST_MEMORY = 256 << 20  # bytes of XGBoost's per-tree row positions while one forest group trains
+# Bytes of XGBoost's per-tree row positions while one round of a forest trains (see `forest_rounds`).
+FOREST_ROUND_MEMORY = 64 << 20
+POSITION_BYTES = 4  # XGBoost's node position of each row, for each tree of the round
+CLASS_EPSILON = 1e-6  # XGBoost adds it to class shares before their log (softmax intercept)
 MAX_DISTINCT = 10_000
 MODEL_FORMAT = "keras_bigml.table_model"
 MODEL_VERSION = 1
@@ -83,25 +86,122 @@ def xgboost_settings(algorithm: str, task: str, num_classes: int, num_features: 
     return booster, 1
 
 
-def forest_groups(params: dict, train_rows: int) -> list[tuple[dict, int]]:
-    """Split a random forest's trees into boosters trained one after the other.
+def forest_rounds(params: dict, stats: "TableStats", classes: list | None,
+                  ) -> tuple[dict, int, "ForestGradients"]:
+    """XGBoost's random forest of ``params["num_parallel_tree"]`` trees, as boosting rounds of fewer trees.
 
-    XGBoost keeps about 4 bytes per training row for each tree of a round while it trains
-    (measured on 1M rows at depth 10: 10 trees +157 MB, 40 trees +274 MB), so 100 trees on
-    3M rows would need 1.2 GB. Groups of at most `FOREST_MEMORY` / (4 bytes x rows) trees
-    bound that; their mean margin is the whole forest's (see `TableModel`).
+    Returns ``(booster params, rounds, objective)`` for ``xgboost.train(params, data, rounds,
+    obj=objective)`` (or ``xgboost.dask.train``): each round grows ``num_parallel_tree`` of the
+    trees, all fitted to the gradients at the intercept (`ForestGradients`) instead of the current
+    margin, and the learning rate is divided by the rounds, so the booster is the forest that one
+    round of all the trees would grow (the same trees without sampling; see the tests).
 
-    >>> [p["num_parallel_tree"] for p, _ in forest_groups({"num_parallel_tree": 100}, 3_000_000)]
-    [20, 20, 20, 20, 20]
-    >>> len(forest_groups({"num_parallel_tree": 100}, 50_000))
-    1
+    Why rounds: while a round trains, XGBoost keeps a node position (`POSITION_BYTES`) per row for
+    every tree of the round; one round of 100 trees on 3M rows would keep 1.2 GB. The rest of what
+    training holds does not depend on the trees per round (measured on 1.5M in-memory rows at depth
+    10: 127 MB for one tree, then 4.2-5.4 bytes per row per tree; on the 4M-row benchmark 4.1): the
+    histograms (16 bytes x 256 bins x 20 features per node, 84 MB for the 1,023 split nodes of a
+    depth-10 tree), about 48 bytes per row (gradients, their sampled copy, row partitions) and, for
+    external memory, about 3 MB per page at depth 10. So rounds hold at most
+    `FOREST_ROUND_MEMORY` of positions: 5 trees a round at 3M training rows. Rounds cost little: the
+    data is quantized once; each round adds one prediction of its own trees.
+
+    >>> frame = pd.DataFrame({"x": [0.0] * 4, "t": [0, 1, 1, 1]})
+    >>> stats = TableStats(frame.iloc[:0], "t")
+    >>> stats.update(frame, np.ones(4, bool), "rows")
+    >>> stats.train_rows = 3_000_000  # as if
+    >>> params, rounds, objective = forest_rounds(
+    ...     {"num_parallel_tree": 100, "learning_rate": 1.0, "objective": "binary:logistic"}, stats, [0, 1])
+    >>> params["num_parallel_tree"], rounds, params["learning_rate"], params["base_score"]
+    (5, 20, 0.05, 0.75)
     """
     trees = params["num_parallel_tree"]
-    most = max(1, int(FOREST_MEMORY // (4 * max(train_rows, 1))))
-    groups = math.ceil(trees / most)
-    sizes = [trees // groups + (i < trees % groups) for i in range(groups)]
-    return [({**params, "num_parallel_tree": size, "seed": params.get("seed", 0) + i}, 1)
-            for i, size in enumerate(sizes)]
+    most = max(1, FOREST_ROUND_MEMORY // (POSITION_BYTES * max(stats.train_rows, 1)))
+    rounds = next(r for r in range(-(-trees // most), trees + 1) if trees % r == 0)  # equal rounds
+    objective = ForestGradients.at_intercept(params["objective"], stats, classes,
+                                             params.get("scale_pos_weight", 1.0))
+    settings = {**params, "num_parallel_tree": trees // rounds,
+                "learning_rate": params.get("learning_rate", 1.0) / rounds, "base_score": objective.base_score}
+    return settings, rounds, objective
+
+
+class ForestGradients:
+    """An XGBoost objective whose gradients stay those at the intercept: its rounds grow one forest.
+
+    XGBoost's own random forest is one round of parallel trees fitted to the gradients at the
+    intercept (the base score XGBoost estimates from the labels). Rounds that boost would fit each
+    round to what the earlier ones left; with these gradients every round fits the same targets, so
+    the rounds' trees are trees of one forest. The formulas are XGBoost's (logistic, softmax,
+    squared error), with its ``scale_pos_weight`` for binary labels.
+
+    Parameters
+    ----------
+    objective : str
+        ``"binary:logistic"``, ``"multi:softprob"`` or ``"reg:squarederror"``.
+    intercept : float or list of float
+        The probability of class 1, the class probabilities, or the mean target.
+    scale_pos_weight : float
+        The weight of class 1's rows (binary labels only).
+
+    >>> import xgboost
+    >>> data = xgboost.DMatrix(np.zeros((4, 1)), label=[0, 1, 1, 1])
+    >>> grad, hess = ForestGradients("binary:logistic", 0.75)(None, data)
+    >>> grad.tolist(), hess.tolist()
+    ([0.75, -0.25, -0.25, -0.25], [0.1875, 0.1875, 0.1875, 0.1875])
+    """
+
+    OBJECTIVES = ("binary:logistic", "multi:softprob", "reg:squarederror")
+
+    def __init__(self, objective: str, intercept: float | list[float], scale_pos_weight: float = 1.0):
+        if objective not in self.OBJECTIVES:
+            raise ConfigError(f"A forest trains with one of {', '.join(self.OBJECTIVES)}, not {objective!r}.")
+        if scale_pos_weight != 1.0 and objective != "binary:logistic":
+            raise ConfigError("scale_pos_weight weighs the positive class of binary classification; "
+                              f"leave it out for {objective}.")
+        self.objective = objective
+        self.intercept = intercept
+        self.scale_pos_weight = float(scale_pos_weight)
+
+    @classmethod
+    def at_intercept(cls, objective: str, stats: "TableStats", classes: list | None,
+                     scale_pos_weight: float = 1.0) -> "ForestGradients":
+        """The intercept XGBoost would estimate from the training rows' labels (counted in ``stats``)."""
+        if objective == "reg:squarederror":
+            return cls(objective, stats.train_target_sum / max(stats.train_rows, 1), scale_pos_weight)
+        counts = {plain_value(label): count for label, count in stats.train_labels.items()}
+        shares = np.array([counts.get(label, 0) for label in classes], dtype=np.float64)
+        shares /= max(shares.sum(), 1)
+        if objective == "multi:softprob":
+            return cls(objective, shares.tolist(), scale_pos_weight)
+        if scale_pos_weight == 1.0:
+            return cls(objective, float(shares[1]), scale_pos_weight)
+        # With scale_pos_weight XGBoost takes one Newton step from a zero margin, weighted.
+        positive, negative = shares[1] * scale_pos_weight, shares[0]
+        margin = 2 * (positive - negative) / (positive + negative)
+        return cls(objective, float(1 / (1 + np.exp(-margin))), scale_pos_weight)
+
+    @property
+    def base_score(self) -> float | str:
+        """The intercept as XGBoost's ``base_score`` parameter (for classes, centred log-probabilities)."""
+        if self.objective != "multi:softprob":
+            return self.intercept
+        logs = np.log(np.asarray(self.intercept) + CLASS_EPSILON)
+        return "[" + ",".join(repr(float(v)) for v in logs - logs.mean()) + "]"
+
+    def __call__(self, predt: np.ndarray, dtrain: "xgboost.DMatrix") -> tuple[np.ndarray, np.ndarray]:
+        y = dtrain.get_label()
+        if self.objective == "reg:squarederror":
+            return (self.intercept - y).astype(np.float32), np.ones_like(y, dtype=np.float32)
+        if self.objective == "binary:logistic":
+            p = np.float32(self.intercept)
+            weight = np.where(y == 1, np.float32(self.scale_pos_weight), np.float32(1))
+            return (p - y) * weight, np.maximum(p * (1 - p), np.float32(1e-16)) * weight
+        p = np.asarray(self.intercept) + CLASS_EPSILON  # the softmax of base_score
+        p = (p / p.sum()).astype(np.float32)
+        grad = np.tile(p, (len(y), 1))
+        grad[np.arange(len(y)), y.astype(np.int64)] -= 1
+        hess = np.tile(np.maximum(2 * p * (1 - p), np.float32(1e-16)), (len(y), 1))
+        return grad, hess
 
 
 def _objective(task, num_classes):
@@ -177,6 +277,7 @@ class TableStats:
         self.target_infinite = 0
         self.target_numeric = True
         self.target_integral = True
+        self.train_target_sum = 0.0  # of numeric targets
         self.labels = Counter()
         self.train_labels = Counter()
         self.labels_overflow = False
@@ -226,8 +327,9 @@ class TableStats:
         if _is_numeric(y.dtype) and not pd.api.types.is_bool_dtype(y.dtype):
             values = y.to_numpy(dtype=np.float64, na_value=np.nan)
             self.target_infinite += int(np.isinf(values).sum())
-            finite = values[np.isfinite(values)]
-            self.target_integral &= bool(np.all(np.mod(finite, 1) == 0))
+            finite = np.isfinite(values)
+            self.target_integral &= bool(np.all(np.mod(values[finite], 1) == 0))
+            self.train_target_sum += float(values[finite & train].sum())
         else:
             self.target_numeric = False
         if not self.labels_overflow:
@@ -253,6 +355,7 @@ class TableStats:
         self.target_infinite += other.target_infinite
         self.target_numeric &= other.target_numeric
         self.target_integral &= other.target_integral
+        self.train_target_sum += other.train_target_sum
         if self.labels_overflow or other.labels_overflow or len(self.labels | other.labels) > MAX_CLASSES:
             self.labels_overflow = True
             self.labels.clear()
@@ -429,12 +532,12 @@ class TableModel:
 
     @property
     def boosters(self) -> "list[xgboost.Booster]":
-        """The XGBoost boosters: one, or several whose forests together make a random forest."""
+        """The XGBoost boosters: one, or (forests saved by keras_bigml 0.2.0) groups of one forest's trees."""
         return self.estimator if isinstance(self.estimator, list) else [self.estimator]
 
     @property
     def booster_files(self) -> list[str]:
-        """The file names `save` gives the boosters: ``model.ubj``, or ``model-0.ubj``... for a forest in groups."""
+        """The file names `save` gives the boosters: ``model.ubj``, or ``model-0.ubj``... for groups of trees."""
         count = len(self.boosters)
         return ["model.ubj"] if count == 1 else [f"model-{i}.ubj" for i in range(count)]
 
@@ -463,8 +566,8 @@ class TableModel:
             return self.estimator.decision_function(matrix)
         if len(self.boosters) == 1:
             return self.estimator.inplace_predict(matrix)
-        # A forest trained in groups: XGBoost's forest output is the mean of its trees, so the
-        # whole forest's margin is the groups' margins averaged by their trees, then the link.
+        # A forest in groups (as 0.2.0 trained large ones): XGBoost's forest output is the mean of its
+        # trees, so the whole forest's margin is the groups' margins averaged by their trees, then the link.
         margins = [booster.inplace_predict(matrix, predict_type="margin") for booster in self.boosters]
         margin = np.average(margins, axis=0, weights=[_parallel_trees(b) for b in self.boosters])
         if self.task == "regression":
@@ -638,6 +741,21 @@ def _is_numeric(dtype):
     """Numbers and booleans (as 0 and 1) are numeric features; strings and categories are not."""
     return pd.api.types.is_numeric_dtype(dtype)
 
+
+
+def release_memory() -> None:
+    """Return the memory this process has freed to the OS: glibc's ``malloc_trim`` (nothing elsewhere).
+
+    XGBoost frees what a training round holds, but glibc keeps most freed memory in its heaps (and
+    in the arenas of XGBoost's threads) unless asked: measured after a depth-10 round of 10 trees on
+    1.5M rows, 87 MB stayed resident, 14 MB after ``malloc_trim``.
+    """
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def peak_memory_mb() -> float | None:

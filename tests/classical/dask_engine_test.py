@@ -144,6 +144,30 @@ def test_tuning_with_early_stopping_on_a_validation_split(cluster, parts, tmp_pa
     assert result.report["test"]["roc_auc"] > 0.9
 
 
+@pytest.mark.parametrize("task, metric", [("classes", "accuracy"), ("regression", "r2")])
+def test_a_forest_trains_in_rounds_on_the_workers(cluster, tmp_path, monkeypatch, task, metric):
+    """The rounds' objective (gradients at the intercept) runs on the workers, for several classes and for
+    regression too, and scores as the out-of-core engine's forest."""
+    from keras_bigml.classical import scaled
+
+    frame = table(3000, seed=3)
+    signal_ = frame["x0"] + frame["x2"] * frame["x3"]
+    frame = frame.assign(target=np.digitize(signal_, [-1.0, 0.0, 1.0]) if task == "classes" else signal_)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for i, rows in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        frame.iloc[rows].to_parquet(folder / f"part-{i}.parquet")
+    monkeypatch.setattr(scaled, "FOREST_ROUND_MEMORY", 4 * 3000 * 5)  # at most 5 trees a round
+    results = {engine: train_classical("random_forest", folder, tmp_path / engine, target="target", engine=engine,
+                                       params={"n_estimators": 20}, **QUIET,
+                                       **({"dask_address": cluster.scheduler_address} if engine == "dask" else {}))
+               for engine in ("dask", "out_of_core")}
+    (booster,) = results["dask"].model.boosters
+    assert booster.num_boosted_rounds() == 4 and len(booster.get_dump()) == 20 * (4 if task == "classes" else 1)
+    scores = {engine: result.report["test"][metric] for engine, result in results.items()}
+    assert scores["dask"] == pytest.approx(scores["out_of_core"], abs=0.03) and scores["dask"] > 0.5
+
+
 def test_an_unreachable_scheduler_is_one_line():
     from keras_bigml.classical.dask_engine import DaskEngine
 

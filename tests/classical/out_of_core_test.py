@@ -225,13 +225,42 @@ def test_a_part_lost_during_training_is_named(tmp_path, monkeypatch):
     assert not (tmp_path / "run" / "report.json").exists()
 
 
-def test_a_large_forest_trains_in_groups_of_trees(parts, tmp_path, monkeypatch):
+def test_a_large_forest_trains_in_rounds_of_trees(parts, tmp_path, monkeypatch):
+    """Rounds of 10 trees make one booster that scores as the forest grown in one round."""
     import keras_bigml.classical.scaled as scaled
 
-    train_rows = 6000 * 0.75
-    monkeypatch.setattr(scaled, "FOREST_MEMORY", int(4 * train_rows * 11))  # 10 trees a group
-    result = train_classical("random_forest", parts, tmp_path, target="target", engine="out_of_core",
+    whole = train_classical("random_forest", parts, tmp_path / "whole", target="target", engine="out_of_core",
+                            params={"n_estimators": 30}, **FAST)
+    assert whole.model.boosters[0].num_boosted_rounds() == 1
+    train_rows = whole.report["train_rows"]
+    monkeypatch.setattr(scaled, "FOREST_ROUND_MEMORY", 4 * train_rows * 10)  # 10 trees a round
+    result = train_classical("random_forest", parts, tmp_path / "rounds", target="target", engine="out_of_core",
                              params={"n_estimators": 30}, **FAST)
-    assert len(result.model.boosters) == 3
-    assert sorted(p.name for p in tmp_path.glob("*.ubj")) == ["model-0.ubj", "model-1.ubj", "model-2.ubj"]
+    (booster,) = result.model.boosters
+    assert booster.num_boosted_rounds() == 3 and len(booster.get_dump()) == 30
+    assert sorted(p.name for p in (tmp_path / "rounds").glob("*.ubj")) == ["model.ubj"]
+    assert result.report["test"]["roc_auc"] == pytest.approx(whole.report["test"]["roc_auc"], abs=0.01)
     assert result.report["test"]["roc_auc"] > 0.9
+
+
+def test_batches_are_joined_into_pages_of_bounded_size(parts, tmp_path):
+    from keras_bigml.classical.out_of_core import OutOfCoreEngine, _Batches
+    from keras_bigml.classical.scaled import Preprocessing
+    from keras_bigml.data.tables import RowSplit, open_table
+
+    width = 5 + 3  # five numbers and the three colours, one-hot
+    sizes = {}
+    for page_rows in (1, 1500, 10**6):
+        engine = OutOfCoreEngine(open_table(parts), "target", RowSplit(0.25), batch_rows=500, progress=False,
+                                 page_bytes=page_rows * width * 4)
+        stats = engine.stats()
+        prep = Preprocessing.from_stats(stats, scale=False)
+        pages = _Batches(engine, prep.columns + ["target"], "train", prep, stats.classes(), str(tmp_path / "c"))
+        sizes[page_rows] = seen = []
+        while pages.next(lambda data, label, seen=seen: seen.append(len(data))):
+            pass
+        assert sum(sizes[page_rows]) == stats.train_rows
+    # One page a batch: each part's row groups of 700, 700 and 100 rows in batches of at most 500.
+    assert len(sizes[1]) == 4 * 5 and max(sizes[1]) <= 500
+    assert len(sizes[1500]) < len(sizes[1]) and max(sizes[1500]) < 1500 + 500
+    assert len(sizes[10**6]) == 1

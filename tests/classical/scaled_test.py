@@ -183,23 +183,93 @@ def test_parameters_are_checked():
         epochs_for(10, 0)
 
 
-def test_a_forest_trained_in_groups_predicts_as_one_forest(tmp_path):
-    """Without row or column sampling the groups' trees equal the whole forest's, so the outputs agree."""
+def forest_data(task, n=3000, seed=0):
+    """A small table with a nonlinear target, its statistics and its encoded labels."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 5)).astype(np.float32)
+    signal = X[:, 0] + X[:, 1] * X[:, 2]
+    targets = {"binary": (signal > 0.5).astype(int), "classes": np.digitize(signal, [-0.5, 0.7]),
+               "regression": signal + 3}
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(5)]).assign(t=targets[task])
+    stats = TableStats(frame.iloc[:0], "t")
+    stats.update(frame, np.ones(n, bool), "t")
+    classes = None if task == "regression" else stats.classes()
+    return X, targets[task].astype(np.float32), stats, classes
+
+
+OBJECTIVES = {"binary": ("classification", 2), "classes": ("classification", 3), "regression": ("regression", 0)}
+
+
+@pytest.mark.parametrize("task", list(OBJECTIVES))
+def test_forest_rounds_grow_the_forest_of_one_round(task, monkeypatch):
+    """Without row or column sampling a forest's trees do not depend on their rounds: rounds of 2 trees
+    fitted to the gradients at the intercept predict what XGBoost's one round of 6 trees predicts, from
+    the intercept XGBoost estimates."""
     import xgboost
 
-    from keras_bigml.classical.scaled import forest_groups
+    from keras_bigml.classical import scaled
 
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((3000, 5)).astype(np.float32)
-    y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(np.float32)
+    X, y, stats, classes = forest_data(task)
+    params, rounds = xgboost_settings("random_forest", *OBJECTIVES[task], 5,
+                                      {"n_estimators": 6, "max_depth": 4, "subsample": 1.0,
+                                       "colsample_bynode": 1.0})
+    assert rounds == 1 and params["num_parallel_tree"] == 6
+    data = xgboost.DMatrix(X, y)
+    whole = xgboost.train({**params, "nthread": 1}, data, 1)
+    monkeypatch.setattr(scaled, "FOREST_ROUND_MEMORY", 4 * len(y) * 2)  # 2 trees a round
+    settings, rounds, objective = scaled.forest_rounds(params, stats, classes)
+    assert (settings["num_parallel_tree"], rounds) == (2, 3)
+    forest = xgboost.train({**settings, "nthread": 1}, data, rounds, obj=objective)
+    estimated = json.loads(whole.save_config())["learner"]["learner_model_param"]["base_score"]
+    ours = json.loads(forest.save_config())["learner"]["learner_model_param"]["base_score"]
+    np.testing.assert_allclose(json.loads(ours.replace("E", "e")), json.loads(estimated.replace("E", "e")),
+                               rtol=1e-5)
+    np.testing.assert_allclose(forest.inplace_predict(X), whole.inplace_predict(X), atol=1e-5)
+    assert forest.num_boosted_rounds() == 3
+
+
+def test_forest_intercept_with_a_positive_class_weight_is_xgboosts():
+    import xgboost
+
+    from keras_bigml.classical.scaled import forest_rounds
+
+    X, y, stats, classes = forest_data("binary")
+    params, _ = xgboost_settings("random_forest", "classification", 2, 5, {"scale_pos_weight": 3.0})
+    whole = xgboost.train({**params, "num_parallel_tree": 1, "nthread": 1}, xgboost.DMatrix(X, y), 1)
+    estimated = json.loads(whole.save_config())["learner"]["learner_model_param"]["base_score"]
+    settings, _, objective = forest_rounds(params, stats, classes)
+    np.testing.assert_allclose(settings["base_score"], json.loads(estimated.replace("E", "e")), rtol=1e-5)
+    grad, hess = objective(None, xgboost.DMatrix(X, y))
+    np.testing.assert_allclose(hess[y == 1], 3 * hess[y == 0][0])
+    with pytest.raises(ConfigError, match="scale_pos_weight weighs the positive class"):
+        forest_rounds({**xgboost_settings("random_forest", "regression", 0, 5)[0], "scale_pos_weight": 2.0},
+                      forest_data("regression")[2], None)
+
+
+def test_forest_rounds_hold_a_bounded_number_of_trees():
+    from keras_bigml.classical.scaled import FOREST_ROUND_MEMORY, forest_rounds
+
+    _, _, stats, classes = forest_data("binary")
+    params, _ = xgboost_settings("random_forest", "classification", 2, 5)
+    for rows, trees, expected in [(3000, 100, (100, 1)), (3_000_000, 100, (5, 20)), (3_000_000, 7, (1, 7)),
+                                  (10**9, 100, (1, 100))]:
+        stats.train_rows = rows
+        settings, rounds, _ = forest_rounds({**params, "num_parallel_tree": trees}, stats, classes)
+        assert (settings["num_parallel_tree"], rounds) == expected
+        assert settings["num_parallel_tree"] * 4 * rows <= max(FOREST_ROUND_MEMORY, 4 * rows)
+        assert settings["learning_rate"] == pytest.approx(1.0 / rounds)
+
+
+def test_a_forest_saved_in_groups_by_0_2_predicts_as_one_forest(tmp_path):
+    """keras_bigml 0.2.0 saved large forests as groups of trees (model-0.ubj, ...): they still load."""
+    import xgboost
+
+    X, y, _, _ = forest_data("binary")
     data = xgboost.DMatrix(X, y)
     params = {"objective": "binary:logistic", "max_depth": 4, "learning_rate": 1.0, "reg_lambda": 1e-5,
               "nthread": 1, "base_score": 0.5, "num_parallel_tree": 7}
     whole = xgboost.train(params, data, 1)
-    groups = forest_groups(params, train_rows=3000 * 10**5)  # as if 300M rows: one tree per group
-    assert [p["num_parallel_tree"] for p, _ in groups] == [1] * 7
-    groups = [xgboost.train(p, data, rounds) for p, rounds in forest_groups(params, train_rows=FOREST_ROWS)]
-    assert len(groups) == 3
+    groups = [xgboost.train({**params, "num_parallel_tree": size}, data, 1) for size in (3, 2, 2)]
     prep = Preprocessing([f"x{i}" for i in range(5)], {})
     model = TableModel("random_forest", "classification", "dask", "t", prep, [0, 1], groups)
     frame = pd.DataFrame(X, columns=prep.columns)
@@ -208,6 +278,3 @@ def test_a_forest_trained_in_groups_predicts_as_one_forest(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("*.ubj")) == ["model-0.ubj", "model-1.ubj", "model-2.ubj"]
     np.testing.assert_allclose(load_table_model(tmp_path).predict_proba(frame), model.predict_proba(frame))
     assert model.feature_importance()[1][0] > 0
-
-
-FOREST_ROWS = (256 << 20) // (4 * 3)  # rows at which a group holds at most 3 trees
