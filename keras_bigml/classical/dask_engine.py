@@ -231,7 +231,7 @@ class DaskEngine:
         """Run ``function`` while watching the workers: xgboost.dask pins its training tasks to
         workers, so when one is lost the job would wait for it forever (a restarted worker has
         another address). A lost worker ends the call with `EngineError` instead."""
-        workers = set(self.client.scheduler_info(n_workers=-1)["workers"])
+        workers = self._workers()
         outcome = {}
 
         def run():
@@ -243,7 +243,7 @@ class DaskEngine:
 
         def check_workers():
             try:
-                now = set(self.client.scheduler_info(n_workers=-1)["workers"])
+                now = self._workers()
             except Exception:  # the scheduler itself is gone
                 now = set()
             if not workers <= now:
@@ -263,6 +263,12 @@ class DaskEngine:
             check_workers()
             raise outcome["error"]
         return outcome["result"]
+
+    def _workers(self):
+        """The scheduler's workers, asked afresh. Not `Client.scheduler_info`: it returns the client's cached
+        identity, which a periodic refresh of totals only (no workers) overwrites every few seconds; when
+        one landed between its update and its return, the watch took every worker for lost."""
+        return set(self.client.sync(self.client.scheduler.identity, n_workers=-1)["workers"])
 
     def fit_linear(self, learners: "list[SGDClassifier | SGDRegressor]", prep: Preprocessing,
                    classes: list | None, epochs: int, seed: int = 0,
@@ -295,7 +301,9 @@ class DaskEngine:
 
     def score(self, models: list[TableModel], shares: list[str],
               probabilities: bool) -> list[dict[str, PartitionReport]]:
-        models_future = self.client.scatter(models, broadcast=True)
+        # A fresh key each time: with the default (the data's hash) scoring the same model again right
+        # away reused the key that the first upload's release was deleting on the workers.
+        models_future = self.client.scatter(models, broadcast=True, hash=False)
         return self._map(_part_reports, "scoring", self.table, self.target, self.split, models_future,
                          tuple(shares), probabilities, merge=_merge_reports)
 

@@ -168,6 +168,45 @@ def test_a_forest_trains_in_rounds_on_the_workers(cluster, tmp_path, monkeypatch
     assert scores["dask"] == pytest.approx(scores["out_of_core"], abs=0.03) and scores["dask"] > 0.5
 
 
+def test_the_training_watch_is_not_fooled_by_the_clients_cached_identity(cluster, parts, tmp_path,
+                                                                         monkeypatch):
+    """The client's periodic refresh of its scheduler identity (totals, no workers) can land while the watch
+    reads it: that must not end the training as if every worker had left."""
+    from distributed import Client
+
+    from keras_bigml.classical import dask_engine
+
+    scheduler_info = Client.scheduler_info
+    calls = []
+
+    def refreshed_meanwhile(self, *args, **kwargs):  # what a read right after a periodic refresh sees
+        calls.append(1)
+        return scheduler_info(self, *args, **kwargs) if len(calls) == 1 else {"workers": {}}
+
+    monkeypatch.setattr(Client, "scheduler_info", refreshed_meanwhile)
+    monkeypatch.setattr(dask_engine, "WATCH_SECONDS", 0.01)
+    result = train_classical("gradient_boosting", parts, tmp_path, target="target", engine="dask",
+                             dask_address=cluster.scheduler_address, params={"n_estimators": 30}, **QUIET)
+    assert result.report["test"]["roc_auc"] > 0.9
+
+
+def test_the_same_model_scores_again_right_away(cluster, parts, tmp_path):
+    """Tuning scores the best candidate again right after the search scored it: the second upload of the
+    same model must not share its key with the first, whose release would then delete it on the workers."""
+    from keras_bigml.classical.dask_engine import DaskEngine
+    from keras_bigml.data.tables import RowSplit, open_table
+
+    model = train_classical("gradient_boosting", parts, tmp_path, target="target", engine="dask",
+                            dask_address=cluster.scheduler_address, params={"n_estimators": 5}, **QUIET).model
+    engine = DaskEngine(open_table(parts), "target", RowSplit(), address=cluster.scheduler_address,
+                        progress=False)
+    try:
+        scores = [engine.score([model], ["test"], True)[0]["test"].report()["roc_auc"] for _ in range(8)]
+    finally:
+        engine.close()
+    assert len(set(scores)) == 1
+
+
 def test_an_unreachable_scheduler_is_one_line():
     from keras_bigml.classical.dask_engine import DaskEngine
 
