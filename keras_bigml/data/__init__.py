@@ -12,6 +12,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "worker_count": "images",
     "pair_unpaired": "images",
     "random_jitter": "images",
+    "without_autotuning": "images",
     "ShardWriter": "shards",
     "is_shard_directory": "shards",
     "read_manifest": "shards",

@@ -7,7 +7,14 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from keras_bigml.data import find_dataset, frame_digits, load_images, network_available, pair_unpaired
+from keras_bigml.data import (
+    find_dataset,
+    frame_digits,
+    load_images,
+    network_available,
+    pair_unpaired,
+    without_autotuning,
+)
 from keras_bigml.data import images as images_module
 from keras_bigml.data.images import SkippedFilesWarning, count_classes
 from keras_bigml.errors import ConfigError, DataError, DownloadUnavailableError
@@ -491,3 +498,21 @@ class TestBuffers:
         assert stored.dtype == tf.uint8
         batch = first_batch(load_images(images, shuffle=False))
         np.testing.assert_allclose(batch[..., 0], images / 255.0, rtol=1e-6)
+
+
+def test_without_autotuning_turns_it_off_and_keeps_the_elements_and_other_options():
+    sharded = tf.data.Options()
+    sharded.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    dataset = tf.data.Dataset.range(5).batch(2).with_options(sharded)
+    steady = without_autotuning(dataset)
+    assert steady.options().autotune.enabled is False
+    assert steady.options().experimental_distribute.auto_shard_policy == tf.data.experimental.AutoShardPolicy.DATA
+    assert [batch.tolist() for batch in steady.as_numpy_iterator()] == [[0, 1], [2, 3], [4]]
+
+
+@pytest.mark.parametrize("choice", [True, False])
+def test_without_autotuning_leaves_a_dataset_that_chooses(choice):
+    chosen = tf.data.Options()
+    chosen.autotune.enabled = choice
+    dataset = tf.data.Dataset.range(3).with_options(chosen)
+    assert without_autotuning(dataset) is dataset

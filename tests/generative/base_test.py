@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -54,3 +55,21 @@ def test_translation_grids_take_the_first_images_of_each_domain():
         model.sample_grid(None)
     with pytest.raises(ConfigError, match="Unknown direction 'up'"):
         model.input_shape_of("up")
+
+
+def test_fit_and_evaluate_hand_keras_datasets_with_autotuning_off_unless_they_choose(monkeypatch):
+    seen = []
+    monkeypatch.setattr(keras.Model, "fit",
+                        lambda self, x=None, **kwargs: seen.append((x, kwargs.get("validation_data"))))
+    monkeypatch.setattr(keras.Model, "evaluate", lambda self, x=None, **kwargs: seen.append((x, None)))
+    vae = VAE(image_shape=(8, 8, 1), latent_dim=2, filters=(8,), hidden_units=16)
+    chosen = tf.data.Options()
+    chosen.autotune.enabled = True
+    user_choice = tf.data.Dataset.range(2).with_options(chosen)
+    vae.fit(tf.data.Dataset.range(2), validation_data=user_choice, epochs=1)
+    vae.evaluate(tf.data.Dataset.range(2))
+    arrays = np.zeros((2, 8, 8, 1), np.float32)
+    vae.fit(arrays)
+    (trained, validation), (evaluated, _), (array_input, _) = seen
+    assert trained.options().autotune.enabled is False and evaluated.options().autotune.enabled is False
+    assert validation is user_choice and array_input is arrays
