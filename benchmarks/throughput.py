@@ -11,7 +11,10 @@ the precision ``"auto"`` chooses on this machine, beside
 
 - a plain reference written the way the keras.io examples write it: the same
   networks, float32, a ``train_step`` with ``tf.GradientTape`` and Keras
-  losses, nothing tuned;
+  losses, nothing tuned; it trains with tf.data's autotuning on, as plain
+  Keras does, where keras_bigml's ``fit`` turns it off
+  (`keras_bigml.data.without_autotuning`): its slow rounds, at a fixed rate
+  with about one core busy, show what that costs;
 - PyTorch (when installed: ``pip install torch``, CPU build): the same
   networks layer for layer with Keras's initial scales (glorot-uniform kernels,
   zero biases, batch-norm epsilon and momentum), the same batch sizes, Adam
