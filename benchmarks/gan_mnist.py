@@ -1,6 +1,6 @@
 """GAN on the MNIST subset, judged by a digit classifier trained on the training split.
 
-Usage:  python benchmarks/gan_mnist.py [--model cgan|gan|wgan-gp] [--minutes 20]
+Usage:  python benchmarks/gan_mnist.py [--model cgan|gan|wgan-gp] [--minutes 20] [--epochs N]
 
 Prints the Frechet distance on the classifier's penultimate features (with real
 test versus real train beside it for scale), the kernel distance, the classifier
@@ -39,6 +39,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=sorted(LOSSES), default="cgan")
     parser.add_argument("--minutes", type=float, default=20.0, help="training time budget")
+    parser.add_argument("--epochs", type=int, default=1000, help="at most this many epochs, within --minutes")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--latent-dim", type=int, default=64)
     parser.add_argument("--generator-filters", default="64,32")
@@ -70,7 +71,7 @@ def main():
     gan.compile(loss=LOSSES[args.model])
     data = load_images(path, labels=conditional, batch_size=args.batch_size, seed=0, drop_remainder=True)
     watch = common.Stopwatch()
-    history = gan.fit(data, epochs=1000, verbose=2, callbacks=[TimeLimit(args.minutes * 60)])
+    history = gan.fit(data, epochs=args.epochs, verbose=2, callbacks=[TimeLimit(args.minutes * 60)])
     seconds = watch.seconds()
     epochs = len(history.history["d_loss"])
     images_seen = epochs * (len(x_train) // args.batch_size) * args.batch_size
