@@ -27,6 +27,8 @@ def main():
     parser.add_argument("--filters", default="32,64")
     parser.add_argument("--hidden-units", type=int, default=512)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--cosine-decay", action="store_true",
+                        help="decay the learning rate to 0 over --max-epochs (set it to what --minutes allows)")
     parser.add_argument("--iw-samples", type=int, default=1000)
     parser.add_argument("--test-limit", type=int, help="evaluate on this many test images")
     parser.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16", "mixed_float16"))
@@ -45,7 +47,11 @@ def main():
         filters=tuple(int(f) for f in args.filters.split(",")),
         hidden_units=args.hidden_units, seed=0,
     )
-    vae.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
+    learning_rate = args.learning_rate
+    if args.cosine_decay:
+        steps = args.max_epochs * (22699 // args.batch_size + 1)
+        learning_rate = keras.optimizers.schedules.CosineDecay(args.learning_rate, decay_steps=steps)
+    vae.compile(optimizer=keras.optimizers.Adam(learning_rate))
     watch = common.Stopwatch()
     history = vae.fit(
         train, epochs=args.max_epochs, verbose=2, callbacks=[TimeLimit(args.minutes * 60)]
