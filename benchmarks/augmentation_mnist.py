@@ -33,6 +33,7 @@ def main():
     parser.add_argument("--generated", type=int, default=1000, help="generated images per digit")
     parser.add_argument("--cnn-epochs", type=int, default=20)
     args = parser.parse_args()
+    print(common.machine_line(), flush=True)
 
     with np.load(common.require_dataset("mnist-subset.npz")) as archive:
         train = first_per_class(archive["x_train"][..., None] / 255.0, archive["y_train"], args.per_class)

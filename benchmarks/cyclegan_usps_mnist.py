@@ -71,6 +71,7 @@ def main():
                         help="how USPS digits become 28x28 for the CycleGAN")
     parser.add_argument("--grid", default=os.path.join(common.REPO_ROOT, "saved_models", "benchmarks"))
     args = parser.parse_args()
+    print(common.machine_line(), flush=True)
 
     data = load_domains()
     watch = common.Stopwatch()

@@ -47,6 +47,7 @@ def main():
     parser.add_argument("--samples", type=int, default=10000)
     parser.add_argument("--grid", default=os.path.join(common.REPO_ROOT, "saved_models", "benchmarks"))
     args = parser.parse_args()
+    print(common.machine_line(), flush=True)
 
     path = common.require_dataset("mnist-subset.npz")
     with np.load(path) as archive:

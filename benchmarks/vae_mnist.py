@@ -33,6 +33,7 @@ def main():
     parser.add_argument("--test-limit", type=int, help="evaluate on this many test images")
     parser.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16", "mixed_float16"))
     args = parser.parse_args()
+    print(common.machine_line(), flush=True)
 
     path = common.require_dataset("mnist-subset.npz")
     keras.mixed_precision.set_global_policy(args.precision)
