@@ -40,6 +40,7 @@ def main():
     keras.utils.set_random_seed(0)
     train = load_images(path, batch_size=args.batch_size, binarize=True, seed=0)
     with np.load(path) as archive:
+        train_count = len(archive["x_train"])
         test_images = archive["x_test"][: args.test_limit, :, :, None] / 255.0
     test_images = (np.random.default_rng(0).random(test_images.shape) < test_images).astype("float32")
 
@@ -50,7 +51,7 @@ def main():
     )
     learning_rate = args.learning_rate
     if args.cosine_decay:
-        steps = args.max_epochs * (22699 // args.batch_size + 1)
+        steps = args.max_epochs * -(-train_count // args.batch_size)
         learning_rate = keras.optimizers.schedules.CosineDecay(args.learning_rate, decay_steps=steps)
     vae.compile(optimizer=keras.optimizers.Adam(learning_rate))
     watch = common.Stopwatch()
@@ -65,8 +66,8 @@ def main():
     nll = -vae.log_likelihood(test_images, num_samples=args.iw_samples).mean()
     eval_seconds = watch.seconds()
 
-    print(f"train images: {22699}, test images: {len(test_images)}, epochs: {epochs}")
-    print(f"train wall time: {train_seconds:.0f} s ({epochs * 22699 / train_seconds:.0f} images/s)")
+    print(f"train images: {train_count}, test images: {len(test_images)}, epochs: {epochs}")
+    print(f"train wall time: {train_seconds:.0f} s ({epochs * train_count / train_seconds:.0f} images/s)")
     print(f"test negative ELBO: {elbo:.2f} nats")
     print(f"test NLL (importance-weighted, k={args.iw_samples}): {nll:.2f} nats")
     print(f"evaluation wall time: {eval_seconds:.0f} s")
