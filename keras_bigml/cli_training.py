@@ -28,6 +28,8 @@ def add_train_commands(commands: argparse._SubParsersAction,
     vae.add_argument("--hidden-units", type=int, default=256)
     vae.add_argument("--likelihood", choices=("bernoulli", "gaussian"), default="bernoulli")
     vae.add_argument("--beta", type=float, default=1.0, help="weight of the KL term")
+    vae.add_argument("--importance-samples", type=int, default=1,
+                     help="posterior samples per image; above 1 trains on the IWAE bound instead of the ELBO")
     vae.add_argument("--conditional", action="store_true", help="condition on class labels")
     vae.add_argument("--binarize", action="store_true", help="dynamic binarization of the pixels")
     vae.set_defaults(run=_train_vae, model_name="vae")
@@ -131,8 +133,9 @@ def _train_vae(args):
 
     _print_training(args, train_vae(
         args.out, _images(args), _options(args), latent_dim=args.latent_dim, filters=args.filters,
-        hidden_units=args.hidden_units, likelihood=args.likelihood, beta=args.beta, conditional=args.conditional,
-        num_classes=args.num_classes, binarize=args.binarize, resume=args.resume, overwrite=args.overwrite))
+        hidden_units=args.hidden_units, likelihood=args.likelihood, beta=args.beta,
+        importance_samples=args.importance_samples, conditional=args.conditional, num_classes=args.num_classes,
+        binarize=args.binarize, resume=args.resume, overwrite=args.overwrite))
 
 
 def _train_gan(args):

@@ -40,6 +40,13 @@ class VAE(SavedSeedState, LatentGenerativeModel):
         with a learned scale (continuous images).
     beta : float
         Weight of the KL term (beta-VAE); 1 gives the ELBO.
+    importance_samples : int
+        Posterior samples per image in training and evaluation. 1 trains on the
+        ELBO (with the KL term in closed form); k > 1 trains on the tighter
+        importance-weighted bound of IWAE (Burda et al., 2016),
+        ``log mean_k p(x, z_k) / q(z_k | x)``, whose ``loss`` is its negative;
+        ``reconstruction_loss`` and ``kl_loss`` are then the k samples' averages,
+        which sum to the negative ELBO. Each step decodes k times as many images.
     num_classes : int, optional
         Condition encoder and decoder on integer labels.
     seed : int, optional
@@ -67,6 +74,7 @@ class VAE(SavedSeedState, LatentGenerativeModel):
         hidden_units=256,
         likelihood="bernoulli",
         beta=1.0,
+        importance_samples=1,
         num_classes=None,
         seed=None,
         **kwargs,
@@ -78,12 +86,18 @@ class VAE(SavedSeedState, LatentGenerativeModel):
             raise ConfigError(f"latent_dim must be positive, got {latent_dim}.")
         if beta < 0:
             raise ConfigError(f"beta must be non-negative, got {beta}.")
+        if importance_samples < 1:
+            raise ConfigError(f"importance_samples must be at least 1, got {importance_samples}.")
+        if importance_samples > 1 and beta != 1:
+            raise ConfigError(f"importance_samples={importance_samples} trains on the IWAE bound of log p(x), "
+                              f"which has no KL weight: use beta=1 (got {beta}).")
         self.image_shape = tuple(image_shape)
         self.latent_dim = latent_dim
         self.filters = tuple(filters)
         self.hidden_units = hidden_units
         self.likelihood = likelihood
         self.beta = beta
+        self.importance_samples = int(importance_samples)
         self.num_classes = num_classes
         self.seed = seed
 
@@ -124,8 +138,13 @@ class VAE(SavedSeedState, LatentGenerativeModel):
         return {"vae": self.optimizer}
 
     def test_metrics(self, dataset: tf.data.Dataset) -> dict[str, float]:
-        """The negative ELBO on ``dataset`` (nats per image), as ``test_negative_elbo``."""
-        return {"test_negative_elbo": float(self.evaluate(dataset, verbose=0, return_dict=True)["loss"])}
+        """The negative ELBO on ``dataset`` (nats per image), as ``test_negative_elbo``, and
+        with ``importance_samples`` > 1 the negative IWAE bound, ``test_negative_iwae_bound``."""
+        result = self.evaluate(dataset, verbose=0, return_dict=True)
+        metrics = {"test_negative_elbo": float(result["reconstruction_loss"] + result["kl_loss"])}
+        if self.importance_samples > 1:
+            metrics["test_negative_iwae_bound"] = float(result["loss"])
+        return metrics
 
     @property
     def metrics(self) -> list[keras.metrics.Metric]:
@@ -161,17 +180,15 @@ class VAE(SavedSeedState, LatentGenerativeModel):
     def train_step(self, data: tf.Tensor | tuple) -> dict[str, tf.Tensor]:
         images, labels = unpack_batch(data, self.num_classes, "VAE", self.image_shape)
         with tf.GradientTape() as tape:
-            reconstruction, kl = self._per_example_losses(images, labels, training=True)
-            loss = global_mean(reconstruction + self.beta * kl)
-            scaled_loss = self.optimizer.scale_loss(loss)
+            loss, reconstruction, kl = self._per_example_losses(images, labels, training=True)
+            scaled_loss = self.optimizer.scale_loss(global_mean(loss))
         gradients = tape.gradient(scaled_loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
-        return self._update_trackers(reconstruction, kl)
+        return self._update_trackers(loss, reconstruction, kl)
 
     def test_step(self, data: tf.Tensor | tuple) -> dict[str, tf.Tensor]:
         images, labels = unpack_batch(data, self.num_classes, "VAE", self.image_shape)
-        reconstruction, kl = self._per_example_losses(images, labels, training=False)
-        return self._update_trackers(reconstruction, kl)
+        return self._update_trackers(*self._per_example_losses(images, labels, training=False))
 
     def log_likelihood(self, images: "np.ndarray | tf.data.Dataset", labels: np.ndarray | None = None,
                        num_samples: int = 100, batch_size: int = 100, seed: int = 0) -> np.ndarray:
@@ -242,18 +259,29 @@ class VAE(SavedSeedState, LatentGenerativeModel):
             hidden_units=self.hidden_units,
             likelihood=self.likelihood,
             beta=self.beta,
+            importance_samples=self.importance_samples,
             num_classes=self.num_classes,
             seed=self.seed,
         )
         return config
 
     def _per_example_losses(self, images, labels, training):
-        """Return per-example (negative reconstruction log-likelihood, KL), float32."""
-        mean, log_var = self.encode(images, labels, training=training)
-        noise = replica_normal(tf.shape(images)[0], (self.latent_dim,), self.seed_generator)
-        z = mean + tf.exp(0.5 * log_var) * noise
-        reconstruction = -self._reconstruction_log_likelihood(images, z, labels, training)
-        return reconstruction, losses.kl_divergence_normal(mean, log_var)
+        """Return per-example (loss, negative reconstruction log-likelihood, KL), float32."""
+        batch = tf.shape(images)[0]
+        if self.importance_samples == 1:
+            mean, log_var = self.encode(images, labels, training=training)
+            noise = replica_normal(batch, (self.latent_dim,), self.seed_generator)
+            z = mean + tf.exp(0.5 * log_var) * noise
+            reconstruction = -self._reconstruction_log_likelihood(images, z, labels, training)
+            kl = losses.kl_divergence_normal(mean, log_var)
+            return reconstruction + self.beta * kl, reconstruction, kl
+        # Noise per example (batch first), so replicas slice it like the one-sample case.
+        noise = replica_normal(batch, (self.importance_samples, self.latent_dim), self.seed_generator)
+        log_px_z, log_prior_ratio = self._log_weight_terms(
+            images, labels, tf.transpose(noise, (1, 0, 2)), training
+        )
+        bound = tf.reduce_logsumexp(log_px_z + log_prior_ratio, axis=0) - math.log(self.importance_samples)
+        return -bound, -tf.reduce_mean(log_px_z, axis=0), -tf.reduce_mean(log_prior_ratio, axis=0)
 
     def _reconstruction_log_likelihood(self, images, z, labels, training=False):
         output = self._decoder_output(z, labels, training)
@@ -264,23 +292,29 @@ class VAE(SavedSeedState, LatentGenerativeModel):
     @tf.function(reduce_retracing=True)
     def _log_importance_weights(self, images, labels, draws, noise_seed):
         """log p(x, z_s) - log q(z_s | x) for ``draws`` samples: shape (draws, batch)."""
-        mean, log_var = self.encode(images, labels)
-        batch = tf.shape(images)[0]
-        noise = tf.random.stateless_normal((draws, batch, self.latent_dim), seed=noise_seed)
-        z = mean + tf.exp(0.5 * log_var) * noise
-        flat_z = tf.reshape(z, (-1, self.latent_dim))
+        noise = tf.random.stateless_normal((draws, tf.shape(images)[0], self.latent_dim), seed=noise_seed)
+        log_px_z, log_prior_ratio = self._log_weight_terms(images, labels, noise)
+        return log_px_z + log_prior_ratio
+
+    def _log_weight_terms(self, images, labels, noise, training=False):
+        """log p(x | z_s) and log p(z_s) - log q(z_s | x) for ``z_s`` drawn with ``noise`` of
+        shape (draws, batch, latent_dim): each of shape (draws, batch)."""
+        mean, log_var = self.encode(images, labels, training=training)
+        draws = tf.shape(noise)[0]
+        flat_z = tf.reshape(mean + tf.exp(0.5 * log_var) * noise, (-1, self.latent_dim))
         repeat = lambda t: tf.reshape(tf.repeat(t[None], draws, axis=0), (-1, *t.shape[1:]))
         flat_labels = None if labels is None else repeat(labels)
-        log_px_z = self._reconstruction_log_likelihood(repeat(images), flat_z, flat_labels)
+        log_px_z = self._reconstruction_log_likelihood(repeat(images), flat_z, flat_labels, training)
         log_pz = losses.normal_log_density(flat_z, tf.zeros_like(flat_z), tf.zeros_like(flat_z))
         log_qz = losses.normal_log_density(flat_z, repeat(mean), repeat(log_var))
-        return tf.reshape(log_px_z + log_pz - log_qz, (draws, batch))
+        shape = (draws, tf.shape(images)[0])
+        return tf.reshape(log_px_z, shape), tf.reshape(log_pz - log_qz, shape)
 
     def _decoder_output(self, z, labels, training=False):
         return tf.cast(self.decoder(self._with_labels(z, labels), training=training), tf.float32)
 
-    def _update_trackers(self, reconstruction, kl):
-        self.loss_tracker.update_state(reconstruction + self.beta * kl)
+    def _update_trackers(self, loss, reconstruction, kl):
+        self.loss_tracker.update_state(loss)
         self.reconstruction_tracker.update_state(reconstruction)
         self.kl_tracker.update_state(kl)
         return step_logs({metric.name: metric.result() for metric in self.metrics})

@@ -111,6 +111,24 @@ def test_importance_weighted_bound_is_tighter_than_the_elbo():
     np.testing.assert_array_equal(many, vae.log_likelihood(images, num_samples=200, batch_size=16, seed=1))
 
 
+@pytest.mark.large
+def test_importance_samples_train_on_the_iwae_bound():
+    vae = VAE(**TINY, importance_samples=5, seed=0)
+    vae.compile(optimizer=keras.optimizers.Adam(3e-3))
+    history = vae.fit(digits(limit=256), epochs=3, verbose=0).history
+    assert history["loss"][-1] < history["loss"][0]
+    images = next(iter(load_images("digits", split="test", limit=64, batch_size=64, binarize=True, seed=0))).numpy()
+    repeated = np.repeat(images, 50, axis=0)
+    result = vae.evaluate(repeated, batch_size=640, verbose=0, return_dict=True)
+    # The loss is the negative 5-sample bound, which log_likelihood estimates with 5 samples;
+    # the average of the 5 samples' terms is the negative ELBO, a looser bound.
+    five = vae.log_likelihood(repeated, num_samples=5, seed=1)
+    assert -result["loss"] == pytest.approx(five.mean(), abs=0.3)
+    assert result["loss"] < result["reconstruction_loss"] + result["kl_loss"] - 0.1
+    metrics = vae.test_metrics(tf.data.Dataset.from_tensor_slices(repeated).batch(640))
+    assert metrics["test_negative_iwae_bound"] < metrics["test_negative_elbo"]
+
+
 def test_log_likelihood_accepts_a_dataset_with_labels():
     vae = VAE(**TINY, num_classes=10)
     values = vae.log_likelihood(digits(labels=True, limit=10), num_samples=4)
@@ -124,6 +142,8 @@ def test_log_likelihood_accepts_a_dataset_with_labels():
         (dict(image_shape=(9, 9, 1)), "multiples of 2"),
         (dict(latent_dim=0), "latent_dim must be positive"),
         (dict(beta=-1), "beta must be non-negative"),
+        (dict(importance_samples=0), "importance_samples must be at least 1"),
+        (dict(importance_samples=2, beta=2.0), "no KL weight: use beta=1"),
     ],
 )
 def test_bad_configuration_is_named(options, message):
