@@ -177,7 +177,7 @@ def train_cyclegan(out_dir: str | os.PathLike, data_a: ImageSource, data_b: Imag
                    discriminator_layers: int = 3, loss: str = "lsgan", cycle_weight: float = 10.0,
                    identity_weight: float | None = None, pool_size: int = 50,
                    semantic_classifier: "str | os.PathLike | keras.Model | None" = None,
-                   semantic_labels: bool = False, semantic_weight: float = 1.0, semantic_epochs: int = 5,
+                   semantic_labels: bool = False, semantic_weight: float = 1.0, semantic_epochs: int = 40,
                    decay_epochs: int | None = None, allow_unsafe: bool = False, resume: bool = False,
                    overwrite: bool = False) -> TrainingResult:
     """Train a CycleGAN (`keras_bigml.generative.CycleGAN`) between two image sources into ``out_dir``.
@@ -188,7 +188,8 @@ def train_cyclegan(out_dir: str | os.PathLike, data_a: ImageSource, data_b: Imag
     semantic consistency loss). With ``semantic_labels`` the teacher is trained
     here instead, as in CyCADA: a small CNN fitted for ``semantic_epochs`` on
     domain A's own labels (``data_a`` must have them; its images are held in
-    memory for that), then frozen and saved with the model.
+    memory for that), with small random turns, shifts and zooms
+    (``train_classifier(augment=True)``), then frozen and saved with the model.
     """
     from keras_bigml.data import load_images, pair_unpaired, random_jitter
 
@@ -509,7 +510,7 @@ def _domain_classifier(data: ImageSource, image_size, epochs, seed):
     batches = list(labelled.as_numpy_iterator())
     images, labels = np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
     classifier = train_classifier(images, labels, num_classes=count_classes(labels), epochs=epochs,
-                                  seed=0 if seed is None else seed)
+                                  seed=0 if seed is None else seed, augment=True)
     classifier.trainable = False
     return classifier
 

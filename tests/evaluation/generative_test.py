@@ -1,5 +1,6 @@
 import math
 
+import keras
 import numpy as np
 import pytest
 
@@ -75,6 +76,19 @@ def test_real_versus_real_is_far_below_real_versus_noise():
     assert kernel_distance(real_a, real_b, subset_size=300) * 10 < kernel_distance(real_a, noise, subset_size=300)
     assert label_agreement(probabilities, labels[:700]) > 0.9
     assert classifier_score(probabilities) > 5
+
+
+def test_augmented_classifier_moves_training_images_only():
+    images, labels = next(iter(load_images("digits", labels=True, batch_size=64, shuffle=False)))
+    images = images.numpy()
+    classifier = train_classifier(images, labels.numpy(), epochs=1, augment=True)
+    augmentation = keras.Model(classifier.input, classifier.get_layer(index=3).output)
+    assert [type(layer).__name__ for layer in classifier.layers[1:4]] == ["RandomRotation", "RandomTranslation",
+                                                                          "RandomZoom"]
+    np.testing.assert_allclose(augmentation(images, training=False), images, atol=1e-6)
+    moved = np.abs(augmentation(images, training=True).numpy() - images).mean(axis=(1, 2, 3))
+    assert np.mean(moved > 1e-3) > 0.9
+    np.testing.assert_array_equal(classifier.predict(images, verbose=0), classifier.predict(images, verbose=0))
 
 
 def test_feature_sets_must_match():
