@@ -1,6 +1,7 @@
 """GAN on the MNIST subset, judged by a digit classifier trained on the training split.
 
-Usage:  python benchmarks/gan_mnist.py [--model cgan|gan|wgan-gp] [--minutes 20] [--epochs N]
+Usage:  python benchmarks/gan_mnist.py [--model cgan|gan|wgan-gp] [--loss bce|lsgan|hinge|wgan-gp]
+                                      [--minutes 20] [--epochs N]
 
 Prints the Frechet distance on the classifier's penultimate features (with real
 test versus real train beside it for scale), the kernel distance, the classifier
@@ -29,6 +30,7 @@ from keras_bigml.evaluation import (
 )
 from keras_bigml.evaluation.generative import feature_dimension, fid_comparability
 from keras_bigml.generative import GAN
+from keras_bigml.generative.losses import GAN_LOSSES
 from keras_bigml.generative.sampling import latent_vectors
 from keras_bigml.plotting import save_image_grid
 
@@ -38,6 +40,7 @@ LOSSES = {"gan": "bce", "cgan": "bce", "wgan-gp": "wgan-gp"}
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=sorted(LOSSES), default="cgan")
+    parser.add_argument("--loss", choices=GAN_LOSSES, help="adversarial loss (default: bce, wgan-gp for wgan-gp)")
     parser.add_argument("--minutes", type=float, default=20.0, help="training time budget")
     parser.add_argument("--epochs", type=int, default=1000, help="at most this many epochs, within --minutes")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -54,6 +57,7 @@ def main():
         x_train, y_train = archive["x_train"][..., None] / 255.0, archive["y_train"]
         x_test, y_test = archive["x_test"][..., None] / 255.0, archive["y_test"]
     conditional = args.model == "cgan"
+    loss = args.loss or LOSSES[args.model]
 
     watch = common.Stopwatch()
     classifier = train_classifier(x_train, y_train, epochs=3)
@@ -67,9 +71,9 @@ def main():
         generator_filters=tuple(int(f) for f in args.generator_filters.split(",")),
         discriminator_filters=tuple(int(f) for f in args.discriminator_filters.split(",")),
         num_classes=10 if conditional else None,
-        discriminator_steps=5 if args.model == "wgan-gp" else 1, seed=0,
+        discriminator_steps=5 if loss == "wgan-gp" else 1, seed=0,
     )
-    gan.compile(loss=LOSSES[args.model])
+    gan.compile(loss=loss)
     data = load_images(path, labels=conditional, batch_size=args.batch_size, seed=0, drop_remainder=True)
     watch = common.Stopwatch()
     history = gan.fit(data, epochs=args.epochs, verbose=2, callbacks=[TimeLimit(args.minutes * 60)])
@@ -93,7 +97,7 @@ def main():
     features = f"trained classifier's penultimate layer, {feature_dimension(classifier)}-d"
     counts = f"{len(samples):,} generated, {len(train_features):,} real train, {len(test_features):,} real test"
     kid_size = min(1000, len(fake_features), len(test_features), len(train_features))
-    print(f"model: {args.model}, epochs: {epochs}, train wall time: {seconds:.0f} s, "
+    print(f"model: {args.model}, loss: {loss}, epochs: {epochs}, train wall time: {seconds:.0f} s, "
           f"{images_seen / seconds:.0f} images/s")
     print(f"metrics on {features}; {counts} images")
     print(f"Frechet distance: generated vs test {fake_fd:.3f}; real train vs test {real_fd:.3f}; "
