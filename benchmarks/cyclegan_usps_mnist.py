@@ -99,7 +99,6 @@ def main():
         watch = common.Stopwatch()
         semantic_classifier = train_classifier(usps_train, data["usps_train_labels"], epochs=args.semantic_epochs,
                                                augment=True)
-        semantic_classifier.trainable = False
         print(f"semantic teacher trained on USPS labels ({args.semantic_epochs} epochs) in {watch.seconds():.0f} s: "
               f"USPS test accuracy {accuracy(semantic_classifier, usps_test, labels):.4f}")
     elif args.semantic_weight:

@@ -40,6 +40,10 @@ def test_beta_weights_the_kl_term_in_the_loss():
     vae.compile(optimizer="adam")
     result = vae.evaluate(digits(), verbose=0, return_dict=True)
     assert result["loss"] == pytest.approx(result["reconstruction_loss"] + 4 * result["kl_loss"], rel=1e-5)
+    # The ELBO itself has no KL weight; the trackers keep test_metrics' own evaluation.
+    elbo = vae.test_metrics(digits())["test_negative_elbo"]
+    assert elbo == pytest.approx(float(vae.reconstruction_tracker.result() + vae.kl_tracker.result()), rel=1e-6)
+    assert elbo != pytest.approx(float(vae.loss_tracker.result()), rel=1e-6)
 
 
 def test_call_reconstructs_and_generate_samples_in_unit_range():
