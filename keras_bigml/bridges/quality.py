@@ -41,7 +41,10 @@ class SampleQuality:
     method : {"statistics", "classifier"}
         ``statistics``: a classical model on :func:`image_statistics` learns real
         (1) versus generated (0); the score is its probability of "real".
-        ``classifier``: the highest class probability of ``classifier``.
+        ``classifier``: the highest class probability of ``classifier``, or,
+        when ``score`` and ``flag`` get the labels a conditional generator was
+        asked for, the probability of each image's own label (a sample the
+        classifier reads as another digit then fails).
     algorithm : str
         `keras_bigml.classical.make_model` name for ``statistics``.
     classifier : keras.Model, optional
@@ -86,15 +89,22 @@ class SampleQuality:
             self.model_.fit(features, labels)
         return self
 
-    def score(self, images: np.ndarray) -> np.ndarray:
-        """One score in [0, 1] per image; higher means more like a good sample."""
+    def score(self, images: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        """One score in [0, 1] per image; higher means more like a good sample.
+
+        ``labels`` (``classifier`` only): the class each image should show.
+        """
         if self.method == "classifier":
             probabilities = self.classifier.predict(np.asarray(images, np.float32), batch_size=500, verbose=0)
-            return probabilities.max(axis=1)
+            if labels is None:
+                return probabilities.max(axis=1)
+            return probabilities[np.arange(len(probabilities)), np.asarray(labels, int)]
+        if labels is not None:
+            raise ConfigError("labels= needs method='classifier': image statistics do not know the classes.")
         if self.model_ is None:
             raise ConfigError("Call fit(real_images, generated_images) before scoring.")
         return self.model_.predict_proba(image_statistics(images))[:, 1]
 
-    def flag(self, images: np.ndarray) -> np.ndarray:
+    def flag(self, images: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
         """True for each image whose score is below ``threshold``."""
-        return self.score(images) < self.threshold
+        return self.score(images, labels) < self.threshold

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from keras_bigml.bridges import SampleQuality
 from keras_bigml.bridges.augmentation import augmentation_gain, generated_examples
 from keras_bigml.data import load_images
 from keras_bigml.generative import GAN, VAE
@@ -33,6 +34,58 @@ def test_generated_examples_are_balanced_and_reproducible():
     np.testing.assert_array_equal(images, generated_examples(vae, per_class=3, seed=5)[0])
 
 
+class HalfWrong:
+    """A conditional 'generator' whose images show the asked-for class only where z[0] > 0.
+
+    An image of class c is filled with c / 10; the wrong ones show class c + 1.
+    """
+
+    num_classes, latent_dim = 4, 2
+
+    def generate(self, z, labels):
+        shown = np.where(z[:, 0] > 0, labels, (labels + 1) % self.num_classes)
+        return np.broadcast_to((shown / 10.0)[:, None, None, None], (len(z), 4, 4, 1)).copy()
+
+
+class PixelReader:
+    """A 'classifier' that reads HalfWrong's images exactly (one-hot probabilities)."""
+
+    def predict(self, images, batch_size, verbose):
+        return np.eye(HalfWrong.num_classes)[np.rint(images.mean(axis=(1, 2, 3)) * 10).astype(int)]
+
+
+def test_quality_filter_keeps_only_images_the_judge_reads_as_their_label():
+    judge = SampleQuality(method="classifier", classifier=PixelReader(), threshold=0.5)
+    images, labels = generated_examples(HalfWrong(), per_class=5, seed=0, quality=judge)
+    np.testing.assert_array_equal(np.rint(images.mean(axis=(1, 2, 3)) * 10), labels)
+    assert np.bincount(labels).tolist() == [5, 5, 5, 5]  # 15 draws per class, about half of them pass
+    unfiltered_images, unfiltered_labels = generated_examples(HalfWrong(), per_class=5, seed=0)
+    assert (np.rint(unfiltered_images.mean(axis=(1, 2, 3)) * 10) != unfiltered_labels).any()
+    few, few_labels = generated_examples(HalfWrong(), per_class=5, seed=0, quality=judge, draws_per_image=1)
+    assert len(few) < 20 and (np.rint(few.mean(axis=(1, 2, 3)) * 10) == few_labels).all()
+
+
+def test_real_only_cnn_takes_as_many_steps_as_the_augmented_one(monkeypatch):
+    import keras_bigml.evaluation.generative as generative
+
+    trained = []
+
+    class Constant:
+        def predict(self, images, batch_size, verbose):
+            return np.eye(10)[np.zeros(len(images), int)]
+
+    def fake_train_classifier(images, labels, epochs, seed, augment):
+        trained.append((len(images), epochs, augment))
+        return Constant()
+
+    monkeypatch.setattr(generative, "train_classifier", fake_train_classifier)
+    train = arrays("train", 50)
+    result = augmentation_gain(train, arrays("test", 20), Copier(*arrays("train")), per_class=10, epochs=4,
+                               augment=True)
+    assert trained == [(50, 12, True), (150, 4, True)]  # 50 images x 12 epochs = 150 x 4
+    assert result["real_epochs"] == 12
+
+
 @pytest.mark.large
 def test_more_real_looking_data_raises_the_accuracy_of_a_starved_classifier():
     train, test = arrays("train"), arrays("test")
@@ -48,3 +101,8 @@ def test_unconditional_generator_and_unknown_classifier_are_refused():
         generated_examples(gan, per_class=2)
     with pytest.raises(ValueError, match="Unknown classifier 'knn'"):
         augmentation_gain(arrays("train", 10), arrays("test", 10), Copier(*arrays("train")), classifier="knn")
+    with pytest.raises(ValueError, match="augment=True moves images for the CNN"):
+        augmentation_gain(arrays("train", 10), arrays("test", 10), Copier(*arrays("train")), classifier="svm",
+                          augment=True)
+    with pytest.raises(ValueError, match="draws_per_image must be at least 1"):
+        generated_examples(HalfWrong(), per_class=2, draws_per_image=0)

@@ -38,6 +38,17 @@ def test_classifier_method_scores_by_confidence():
     assert quality.flag(np.zeros((2, 4, 4, 1))).tolist() == [False, True]
 
 
+def test_classifier_method_with_labels_scores_the_asked_for_class():
+    class Fixed:
+        def predict(self, images, batch_size, verbose):
+            return np.array([[0.9, 0.1], [0.3, 0.7], [0.2, 0.8]])
+
+    quality = SampleQuality(method="classifier", classifier=Fixed(), threshold=0.6)
+    images = np.zeros((3, 4, 4, 1))
+    np.testing.assert_allclose(quality.score(images, labels=[1, 1, 0]), [0.1, 0.7, 0.2])
+    assert quality.flag(images, labels=[0, 1, 0]).tolist() == [False, False, True]
+
+
 def test_misuse_is_named():
     with pytest.raises(ValueError, match="Unknown method"):
         SampleQuality(method="vibes")
@@ -45,3 +56,5 @@ def test_misuse_is_named():
         SampleQuality(method="classifier")
     with pytest.raises(ValueError, match="Call fit"):
         SampleQuality().score(np.zeros((1, 4, 4, 1)))
+    with pytest.raises(ValueError, match="labels= needs method='classifier'"):
+        SampleQuality().score(np.zeros((1, 4, 4, 1)), labels=[0])
