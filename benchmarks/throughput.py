@@ -38,6 +38,7 @@ ratios, and the per-CPU-second figures.
 """
 
 import argparse
+import copy
 import itertools
 import os
 import time
@@ -99,9 +100,10 @@ def forward_flops(model):
 
 def training_flops(kind, model):
     """FLOPs per training example; a backward pass costs about twice a forward pass."""
-    if kind == "gan":  # D step: G forward, D on real and fake; G step: G and D forward and backward
+    if kind == "gan":  # D step: G forward, D on real and fake; G step: G and D forward and backward;
+        # the moving average's statistics: G forward
         g, d = forward_flops(model.generator), forward_flops(model.discriminator)
-        return g + 2 * 3 * d + 3 * (g + d)
+        return 2 * g + 2 * 3 * d + 3 * (g + d)
     if kind == "vae":
         return 3 * (forward_flops(model.encoder) + forward_flops(model.decoder))
     g = forward_flops(model.generator_ab) + forward_flops(model.generator_ba)
@@ -347,7 +349,8 @@ def torch_patchgan_discriminator(channels, filters, layers_count):
 
 class TorchGAN:
     """keras_bigml's GAN step: D on real and on (no-grad) fakes, then G through a frozen D, then the
-    generator's moving average (decay 0.999); non-saturating BCE losses; Adam(2e-4, beta_1=0.5) each."""
+    generator's moving average (decay 0.999) and its batch-norm statistics, from a forward pass of the
+    average in training mode; non-saturating BCE losses; Adam(2e-4, beta_1=0.5) each."""
 
     def __init__(self, latent_dim=64, generator_filters=(64, 32), discriminator_filters=(32, 64),
                  ema_decay=0.999):
@@ -356,7 +359,8 @@ class TorchGAN:
         self.discriminator = torch_dcgan_discriminator((28, 28, 1), discriminator_filters)
         self.g_optimizer = keras_adam(self.generator, 2e-4, 0.5)
         self.d_optimizer = keras_adam(self.discriminator, 2e-4, 0.5)
-        self.average = [p.detach().clone() for p in self.generator.parameters()]
+        self.average_generator = copy.deepcopy(self.generator).requires_grad_(False)
+        self.average = list(self.average_generator.parameters())
 
     def train_step(self, real, autocast):
         real = real * 2.0 - 1.0
@@ -379,6 +383,8 @@ class TorchGAN:
         self.discriminator.requires_grad_(True)
         with torch.no_grad():
             torch._foreach_lerp_(self.average, list(self.generator.parameters()), 1.0 - self.ema_decay)
+            with autocast():
+                self.average_generator(torch.randn(n, self.latent_dim))
 
 
 class TorchVAE:

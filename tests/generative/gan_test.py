@@ -1,3 +1,4 @@
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -53,6 +54,60 @@ def test_moving_average_follows_the_generator_and_serves_samples():
     assert all(np.abs(a - w).max() < np.abs(w).max() + 1e-6 for a, w in zip(averages, weights))
     no_average = GAN(**TINY, ema_decay=None, seed=0)
     np.testing.assert_allclose(no_average.generate(z=z), no_average(z, training=True), atol=1e-6)
+
+
+def _scale_kernels(variables, factor):
+    for variable in variables:
+        if len(variable.shape) > 1:
+            variable.assign(variable * factor)
+
+
+def test_moving_average_measures_batch_norm_statistics_of_its_own_outputs():
+    gan = GAN(**TINY, ema_decay=0.5, seed=0)
+    gan.compile()
+    gan.fit(digits(), epochs=1, verbose=0)
+    # An average far from the generator: the generator's statistics no longer describe it.
+    _scale_kernels(gan.ema_weights, 3.0)
+    gan.ema_decay = 1.0 - 1e-7  # keep the average still while its statistics settle
+    for _ in range(400):  # batch-norm momentum 0.99: 0.99**400 < 0.02 of the old value is left
+        gan._update_average(None, 256)
+    z = np.random.default_rng(1).standard_normal((2048, 4)).astype("float32")
+    weights = [v.value for v in gan.ema_weights]
+    batch_statistics, _ = gan.generator.stateless_call(
+        weights, [v.value for v in gan.ema_statistics], z, training=True
+    )
+    with_generators, _ = gan.generator.stateless_call(
+        weights, [v.value for v in gan.generator.non_trainable_variables], z, training=False
+    )
+    own = np.abs(gan.generate(z=z) * 2 - 1 - keras.ops.convert_to_numpy(batch_statistics)).mean()
+    borrowed = np.abs(keras.ops.convert_to_numpy(with_generators - batch_statistics)).mean()
+    assert own < 0.05 < borrowed
+
+
+def test_file_without_average_statistics_samples_as_before_and_fit_starts_them(tmp_path):
+    gan = GAN(**TINY, ema_decay=0.5, seed=0)
+    gan.compile()
+    gan.fit(digits(), epochs=1, verbose=0)
+    gan.save_weights(tmp_path / "new.weights.h5")
+    # The layout of a file saved before the average had statistics of its own.
+    with h5py.File(tmp_path / "new.weights.h5", "r+") as file:
+        own = file["vars"]
+        for index in range(len(gan.ema_weights), len(gan.ema_weights) + len(gan.ema_statistics)):
+            del own[str(index)]
+    old_style = GAN(**TINY, ema_decay=0.5, seed=0)
+    old_style.compile()
+    old_style.load_weights(tmp_path / "new.weights.h5")
+    z = np.random.default_rng(0).standard_normal((4, 4)).astype("float32")
+    weights = [v.value for v in gan.ema_weights]
+    as_before, _ = gan.generator.stateless_call(
+        weights, [v.value for v in gan.generator.non_trainable_variables], z, training=False
+    )
+    np.testing.assert_allclose(old_style.generate(z=z), (np.asarray(as_before) + 1) / 2, atol=1e-6)
+    old_style.fit(digits(), epochs=1, verbose=0)
+    assert not old_style._statistics_from_generator
+    # After one epoch the statistics started from the generator's have moved on their own.
+    generator = [v.numpy() for v in old_style.generator.non_trainable_variables]
+    assert any(not np.allclose(a.numpy(), g) for a, g in zip(old_style.ema_statistics, generator))
 
 
 def test_conditional_gan_needs_labels_and_generates_per_class():
