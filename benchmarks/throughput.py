@@ -349,11 +349,11 @@ def torch_patchgan_discriminator(channels, filters, layers_count):
 
 class TorchGAN:
     """keras_bigml's GAN step: D on real and on (no-grad) fakes, then G through a frozen D, then the
-    generator's moving average (decay 0.999) and its batch-norm statistics, from a forward pass of the
+    generator's moving average (decay 0.99) and its batch-norm statistics, from a forward pass of the
     average in training mode; non-saturating BCE losses; Adam(2e-4, beta_1=0.5) each."""
 
     def __init__(self, latent_dim=64, generator_filters=(64, 32), discriminator_filters=(32, 64),
-                 ema_decay=0.999):
+                 ema_decay=0.99):
         self.latent_dim, self.ema_decay = latent_dim, ema_decay
         self.generator = torch_dcgan_generator(latent_dim, (28, 28, 1), generator_filters)
         self.discriminator = torch_dcgan_discriminator((28, 28, 1), discriminator_filters)

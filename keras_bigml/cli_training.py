@@ -43,7 +43,7 @@ def add_train_commands(commands: argparse._SubParsersAction,
         gan.add_argument("--discriminator-filters", type=int_tuple, default=(64, 128))
         gan.add_argument("--discriminator-steps", type=int, help="default: 5 for wgan-gp, else 1")
         gan.add_argument("--loss", choices=("bce", "lsgan", "hinge", "wgan-gp"), default=loss)
-        gan.add_argument("--ema-decay", type=float, default=0.999, help="0 switches the average off")
+        gan.add_argument("--ema-decay", type=float, default=0.99, help="0 switches the average off")
         gan.set_defaults(run=_train_gan, model_name=name, conditional=name == "cgan")
 
     cyclegan = command(models, "cyclegan", help="unpaired image-to-image translation", description="Train a "

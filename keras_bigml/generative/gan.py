@@ -42,9 +42,11 @@ class GAN(SavedSeedState, LatentGenerativeModel):
         Weight of the WGAN-GP penalty (used with ``loss="wgan-gp"``).
     ema_decay : float or None
         Decay of the generator's moving average used for sampling and export.
-        Its statistics matter: after 20 epochs of the CLI's cGAN on MNIST, the
-        average scored a Frechet distance of 5.78x real-vs-real when sampled
-        with the generator's batch-norm statistics and 3.70x with its own.
+        After 20 epochs of the CLI's cGAN on MNIST (seed 0), the raw generator
+        scored a Frechet distance of 3.57x real-vs-real; an average with decay
+        0.999 scored 5.78x when sampled with the generator's batch-norm
+        statistics, 3.70x with its own, and with decay 0.99 2.80x: over ~100
+        steps it smooths the noise without lagging behind the training.
     generator, discriminator : keras.Model, optional
         Networks of your own instead of the DCGAN ones: the generator maps
         ``z`` (or ``[z, labels]``) to tanh images, the discriminator maps images
@@ -75,7 +77,7 @@ class GAN(SavedSeedState, LatentGenerativeModel):
         num_classes=None,
         discriminator_steps=1,
         gradient_penalty_weight=10.0,
-        ema_decay=0.999,
+        ema_decay=0.99,
         generator=None,
         discriminator=None,
         seed=None,

@@ -133,7 +133,7 @@ def train_vae(out_dir: str | os.PathLike, data: ImageSource, options: TrainingOp
 def train_gan(out_dir: str | os.PathLike, data: ImageSource, options: TrainingOptions, *, loss: str = "bce",
               conditional: bool = False, num_classes: int | None = None, latent_dim: int = 64,
               generator_filters: Sequence[int] = (128, 64), discriminator_filters: Sequence[int] = (64, 128),
-              discriminator_steps: int | None = None, ema_decay: float | None = 0.999, resume: bool = False,
+              discriminator_steps: int | None = None, ema_decay: float | None = 0.99, resume: bool = False,
               overwrite: bool = False) -> TrainingResult:
     """Train a DCGAN, conditional GAN or WGAN-GP (`keras_bigml.generative.GAN`) into ``out_dir``.
 
