@@ -31,6 +31,8 @@ def main():
     parser.add_argument("--importance-samples", type=int, default=1,
                         help="posterior samples per training image (above 1: the IWAE objective)")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--weight-decay", type=float, default=0.0,
+                        help="decoupled weight decay (AdamW) against overfitting the 22,699-image subset")
     parser.add_argument("--cosine-decay", action="store_true",
                         help="decay the learning rate to 0 over --max-epochs (set it to what --minutes allows)")
     parser.add_argument("--iw-samples", type=int, default=1000)
@@ -57,7 +59,11 @@ def main():
     if args.cosine_decay:
         steps = args.max_epochs * -(-train_count // args.batch_size)
         learning_rate = keras.optimizers.schedules.CosineDecay(args.learning_rate, decay_steps=steps)
-    vae.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    if args.weight_decay:
+        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=args.weight_decay)
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate)
+    vae.compile(optimizer=optimizer)
     watch = common.Stopwatch()
     history = vae.fit(
         train, epochs=args.max_epochs, verbose=2, callbacks=[TimeLimit(args.minutes * 60)]
