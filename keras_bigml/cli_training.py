@@ -44,7 +44,10 @@ def add_train_commands(commands: argparse._SubParsersAction,
         gan.add_argument("--discriminator-steps", type=int, help="default: 5 for wgan-gp, else 1")
         gan.add_argument("--loss", choices=("bce", "lsgan", "hinge", "wgan-gp"), default=loss)
         gan.add_argument("--ema-decay", type=float, default=0.99, help="0 switches the average off")
-        gan.set_defaults(run=_train_gan, model_name=name, conditional=name == "cgan")
+        if name == "cgan":
+            gan.add_argument("--conditional-batch-norm", action="store_true",
+                             help="a batch-normalization scale and offset per class in the generator")
+        gan.set_defaults(run=_train_gan, model_name=name, conditional=name == "cgan", conditional_batch_norm=False)
 
     cyclegan = command(models, "cyclegan", help="unpaired image-to-image translation", description="Train a "
                        "CycleGAN between two image sources and write DIR/model.keras, DIR/saved_model/ "
@@ -143,8 +146,8 @@ def _train_gan(args):
 
     _print_training(args, train_gan(
         args.out, _images(args), _options(args), loss=args.loss, conditional=args.conditional,
-        num_classes=args.num_classes, latent_dim=args.latent_dim, generator_filters=args.generator_filters,
-        discriminator_filters=args.discriminator_filters, discriminator_steps=args.discriminator_steps,
+        num_classes=args.num_classes, conditional_batch_norm=args.conditional_batch_norm, latent_dim=args.latent_dim,
+        generator_filters=args.generator_filters, discriminator_filters=args.discriminator_filters, discriminator_steps=args.discriminator_steps,
         ema_decay=args.ema_decay, resume=args.resume, overwrite=args.overwrite))
 
 

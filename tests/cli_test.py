@@ -48,8 +48,10 @@ def test_conditional_training_counts_the_classes(tmp_path):
     assert load_run_model(str(out)).num_classes == 10
     given = tmp_path / "given"
     assert main(["train", "cgan", "--num-classes", "12", "--epochs", "1", "--limit", "32", "--latent-dim", "2",
-                 "--generator-filters", "8", "--discriminator-filters", "8", "--out", str(given)]) == 0
+                 "--generator-filters", "8", "--discriminator-filters", "8", "--conditional-batch-norm",
+                 "--out", str(given)]) == 0
     assert load_run_model(str(given)).num_classes == 12
+    assert load_run_model(str(given)).conditional_batch_norm
 
 
 @pytest.mark.large

@@ -91,14 +91,18 @@ def _condition_on_labels(features, inputs, num_classes):
 
 
 def dcgan_generator(latent_dim: int, image_shape: Sequence[int], filters: Sequence[int] = (128, 64),
-                    num_classes: int | None = None, name: str = "generator") -> keras.Model:
+                    num_classes: int | None = None, conditional_batch_norm: bool = False,
+                    name: str = "generator") -> keras.Model:
     """DCGAN generator: dense projection, then stride-2 transposed convolutions to tanh images.
 
     Each entry of ``filters`` doubles the size, the last layer doubling once more
     to the image channels: height and width must be multiples of
     ``2**len(filters)``. Batch normalization is synchronized across replicas, so
     one and several replicas compute the same statistics for one global batch.
-    With ``num_classes`` the model takes ``[z, labels]``.
+    With ``num_classes`` the model takes ``[z, labels]``; ``conditional_batch_norm``
+    then also gives every batch normalization a scale and offset per class
+    (de Vries et al., 2017; the generator of Miyato & Koyama, 2018), starting at
+    1 and 0, instead of one shared pair.
 
     >>> generator = dcgan_generator(16, (28, 28, 1), (32, 16))
     >>> generator.output.shape
@@ -108,17 +112,31 @@ def dcgan_generator(latent_dim: int, image_shape: Sequence[int], filters: Sequen
     height, width, channels = image_shape
     step = 2 ** len(filters)
     inputs, x = _latent_inputs(latent_dim, num_classes)
+    classes = one_hot(inputs[1], num_classes, x.dtype) if num_classes and conditional_batch_norm else None
     x = layers.Dense((height // step) * (width // step) * filters[0], use_bias=False)(x)
-    x = layers.BatchNormalization(synchronized=True)(x)
+    x = _batch_norm(x, classes)
     x = layers.ReLU()(x)
     x = layers.Reshape((height // step, width // step, filters[0]))(x)
     for units in filters[1:]:
         x = layers.Conv2DTranspose(units, 4, strides=2, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization(synchronized=True)(x)
+        x = _batch_norm(x, classes)
         x = layers.ReLU()(x)
     x = layers.Conv2DTranspose(channels, 4, strides=2, padding="same")(x)
     outputs = layers.Activation("tanh", dtype="float32")(x)
     return keras.Model(inputs if num_classes else inputs[0], outputs, name=name)
+
+
+def _batch_norm(x, classes=None):
+    """Synchronized batch normalization; with ``classes`` (one-hot), its scale and offset per class."""
+    if classes is None:
+        return layers.BatchNormalization(synchronized=True)(x)
+    x = layers.BatchNormalization(synchronized=True, center=False, scale=False)(x)
+    # Bias-free Dense layers on the one-hot label are tables of a row per class, with dense gradients.
+    broadcast = (1,) * (len(x.shape) - 2) + (x.shape[-1],)
+    scale = layers.Dense(x.shape[-1], use_bias=False, kernel_initializer="ones")(classes)
+    offset = layers.Dense(x.shape[-1], use_bias=False, kernel_initializer="zeros")(classes)
+    x = layers.Multiply()([x, layers.Reshape(broadcast)(scale)])
+    return layers.Add()([x, layers.Reshape(broadcast)(offset)])
 
 
 def dcgan_discriminator(image_shape: Sequence[int], filters: Sequence[int] = (64, 128), num_classes: int | None = None,

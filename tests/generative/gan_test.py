@@ -126,6 +126,20 @@ def test_conditional_gan_needs_labels_and_generates_per_class():
     assert gan.generate(5).shape == (5, 8, 8, 1)
 
 
+def test_conditional_batch_norm_round_trips_and_files_saved_before_it_load_without_it(tmp_path):
+    gan = GAN(**TINY, num_classes=3, conditional_batch_norm=True, seed=0)
+    gan.compile()
+    assert gan.generator.count_params() > GAN(**TINY, num_classes=3).generator.count_params()
+    gan.save(tmp_path / "cbn.keras")
+    loaded = keras.saving.load_model(tmp_path / "cbn.keras")
+    z = np.random.default_rng(0).standard_normal((3, 4)).astype("float32")
+    assert loaded.conditional_batch_norm
+    np.testing.assert_array_equal(loaded.generate(z=z, labels=[0, 1, 2]), gan.generate(z=z, labels=[0, 1, 2]))
+    config = gan.get_config()
+    del config["conditional_batch_norm"]  # as written before the option existed
+    assert not GAN.from_config(config).conditional_batch_norm
+
+
 def test_seeded_noise_is_reproducible():
     first, second = GAN(**TINY, seed=3), GAN(**TINY, seed=3)
     second.set_weights(first.get_weights())

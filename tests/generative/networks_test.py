@@ -66,3 +66,25 @@ def test_projection_discriminator_scores_depend_on_the_label():
     first = critic.predict([images, np.array([0, 0])], verbose=0)
     second = critic.predict([images, np.array([2, 2])], verbose=0)
     assert not np.allclose(first, second)
+
+
+def test_conditional_batch_norm_gives_each_class_its_own_scale_and_offset():
+    import keras
+
+    from keras_bigml.generative.networks import dcgan_generator
+
+    def class_tables(generator):
+        return [layer for layer in generator.layers
+                if isinstance(layer, keras.layers.Dense) and layer.kernel.shape[0] == 3]
+
+    assert not class_tables(dcgan_generator(4, (8, 8, 1), (8, 4), num_classes=3))
+    generator = dcgan_generator(4, (8, 8, 1), (8, 4), num_classes=3, conditional_batch_norm=True)
+    tables = class_tables(generator)
+    assert len(tables) == 4  # a scale and an offset table for each of the two batch normalizations
+    inputs = [np.random.default_rng(0).standard_normal((3, 4)).astype("float32"), np.array([0, 1, 2])]
+    before = generator.predict(inputs, verbose=0)
+    for table in tables:
+        table.kernel.assign(table.kernel.numpy() + np.array([[0.0], [0.5], [0.0]], "float32"))
+    after = generator.predict(inputs, verbose=0)
+    np.testing.assert_allclose(after[[0, 2]], before[[0, 2]], atol=1e-6)
+    assert not np.allclose(after[1], before[1], atol=1e-3)
