@@ -147,8 +147,9 @@ def _train_gan(args):
     _print_training(args, train_gan(
         args.out, _images(args), _options(args), loss=args.loss, conditional=args.conditional,
         num_classes=args.num_classes, conditional_batch_norm=args.conditional_batch_norm, latent_dim=args.latent_dim,
-        generator_filters=args.generator_filters, discriminator_filters=args.discriminator_filters, discriminator_steps=args.discriminator_steps,
-        ema_decay=args.ema_decay, resume=args.resume, overwrite=args.overwrite))
+        generator_filters=args.generator_filters, discriminator_filters=args.discriminator_filters,
+        discriminator_steps=args.discriminator_steps, ema_decay=args.ema_decay, resume=args.resume,
+        overwrite=args.overwrite))
 
 
 def _train_cyclegan(args):

@@ -132,9 +132,9 @@ def train_vae(out_dir: str | os.PathLike, data: ImageSource, options: TrainingOp
 
 def train_gan(out_dir: str | os.PathLike, data: ImageSource, options: TrainingOptions, *, loss: str = "bce",
               conditional: bool = False, num_classes: int | None = None, conditional_batch_norm: bool = False,
-              latent_dim: int = 64, generator_filters: Sequence[int] = (128, 64), discriminator_filters: Sequence[int] = (64, 128),
-              discriminator_steps: int | None = None, ema_decay: float | None = 0.99, resume: bool = False,
-              overwrite: bool = False) -> TrainingResult:
+              latent_dim: int = 64, generator_filters: Sequence[int] = (128, 64),
+              discriminator_filters: Sequence[int] = (64, 128), discriminator_steps: int | None = None,
+              ema_decay: float | None = 0.99, resume: bool = False, overwrite: bool = False) -> TrainingResult:
     """Train a DCGAN, conditional GAN or WGAN-GP (`keras_bigml.generative.GAN`) into ``out_dir``.
 
     ``discriminator_steps`` defaults to 5 for WGAN-GP and 1 otherwise; the
@@ -166,7 +166,8 @@ def train_gan(out_dir: str | os.PathLike, data: ImageSource, options: TrainingOp
 
         gan = GAN(image_shape=image_shape, latent_dim=latent_dim, generator_filters=generator_filters,
                   discriminator_filters=discriminator_filters, num_classes=classes,
-                  conditional_batch_norm=conditional_batch_norm, discriminator_steps=discriminator_steps, ema_decay=ema_decay or None, seed=options.seed)
+                  conditional_batch_norm=conditional_batch_norm, discriminator_steps=discriminator_steps,
+                  ema_decay=ema_decay or None, seed=options.seed)
         gan.compile(d_optimizer=keras.optimizers.Adam(learning_rate, *betas),
                     g_optimizer=keras.optimizers.Adam(learning_rate, *betas), loss=loss)
         return gan
