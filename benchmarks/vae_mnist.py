@@ -30,6 +30,8 @@ def main():
     parser.add_argument("--hidden-units", type=int, default=512)
     parser.add_argument("--importance-samples", type=int, default=1,
                         help="posterior samples per training image (above 1: the IWAE objective)")
+    parser.add_argument("--pixelcnn-layers", type=int, default=0,
+                        help="masked convolutions of an autoregressive likelihood head (PixelVAE); 0: none")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--weight-decay", type=float, default=0.0,
                         help="decoupled weight decay (AdamW) against overfitting the 22,699-image subset")
@@ -53,7 +55,8 @@ def main():
     vae = VAE(
         image_shape=(28, 28, 1), latent_dim=args.latent_dim,
         filters=tuple(int(f) for f in args.filters.split(",")),
-        hidden_units=args.hidden_units, importance_samples=args.importance_samples, seed=0,
+        hidden_units=args.hidden_units, importance_samples=args.importance_samples,
+        pixelcnn_layers=args.pixelcnn_layers, seed=0,
     )
     learning_rate = args.learning_rate
     if args.cosine_decay:

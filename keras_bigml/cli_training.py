@@ -30,6 +30,8 @@ def add_train_commands(commands: argparse._SubParsersAction,
     vae.add_argument("--beta", type=float, default=1.0, help="weight of the KL term")
     vae.add_argument("--importance-samples", type=int, default=1,
                      help="posterior samples per image; above 1 trains on the IWAE bound instead of the ELBO")
+    vae.add_argument("--pixelcnn-layers", type=int, default=0,
+                     help="masked convolutions of an autoregressive likelihood head (PixelVAE); 0: none")
     vae.add_argument("--conditional", action="store_true", help="condition on class labels")
     vae.add_argument("--binarize", action="store_true", help="dynamic binarization of the pixels")
     vae.set_defaults(run=_train_vae, model_name="vae")
@@ -137,8 +139,9 @@ def _train_vae(args):
     _print_training(args, train_vae(
         args.out, _images(args), _options(args), latent_dim=args.latent_dim, filters=args.filters,
         hidden_units=args.hidden_units, likelihood=args.likelihood, beta=args.beta,
-        importance_samples=args.importance_samples, conditional=args.conditional, num_classes=args.num_classes,
-        binarize=args.binarize, resume=args.resume, overwrite=args.overwrite))
+        importance_samples=args.importance_samples, pixelcnn_layers=args.pixelcnn_layers,
+        conditional=args.conditional, num_classes=args.num_classes, binarize=args.binarize,
+        resume=args.resume, overwrite=args.overwrite))
 
 
 def _train_gan(args):

@@ -55,6 +55,24 @@ def test_conditional_training_counts_the_classes(tmp_path):
 
 
 @pytest.mark.large
+def test_pixelcnn_vae_trains_exports_and_generates(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "vae", "--binarize", "--pixelcnn-layers", "2", "--epochs", "1", "--limit", "64",
+                 "--image-size", "8", "--latent-dim", "2", "--filters", "8", "--hidden-units", "16",
+                 "--out", str(out)]) == 0
+    from keras_bigml.runs import load_run_model
+
+    assert load_run_model(str(out)).pixelcnn_layers == 2
+    import tensorflow as tf
+
+    exported = tf.saved_model.load(str(out / "saved_model"))
+    images = exported.signatures["decode"](z=tf.zeros((3, 2)))["images"].numpy()
+    assert images.shape == (3, 8, 8, 1) and 0 <= images.min() and images.max() <= 1
+    grid = tmp_path / "grid.png"
+    assert main(["generate", str(out), "--n", "4", "--out", str(grid)]) == 0 and grid.exists()
+
+
+@pytest.mark.large
 def test_quickstart_runs_offline_with_few_epochs(tmp_path, capsys):
     assert main(["quickstart", "--epochs", "1", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "vae" / "saved_model" / "saved_model.pb").exists()

@@ -3,6 +3,7 @@
 from collections.abc import Sequence
 
 import keras
+import numpy as np
 from keras import layers
 
 from keras_bigml.errors import ConfigError
@@ -48,11 +49,13 @@ def conv_encoder(image_shape: Sequence[int], filters: Sequence[int], hidden_unit
 
 
 def deconv_decoder(latent_dim: int, image_shape: Sequence[int], filters: Sequence[int], hidden_units: int,
-                   num_classes: int | None = None, name: str = "decoder") -> keras.Model:
+                   num_classes: int | None = None, output_channels: int | None = None,
+                   name: str = "decoder") -> keras.Model:
     """Dense layers, then transposed convolutions up to ``image_shape`` float32 outputs.
 
     ``filters`` lists the widths from the image side, as for the encoder, so the
-    same tuple gives mirrored networks.
+    same tuple gives mirrored networks. ``output_channels`` replaces the image's
+    channels as the width of the output (feature maps for `pixelcnn_head`).
 
     >>> decoder = deconv_decoder(4, (8, 8, 1), (16, 32), 64)
     >>> decoder.output.shape
@@ -67,8 +70,74 @@ def deconv_decoder(latent_dim: int, image_shape: Sequence[int], filters: Sequenc
     x = layers.Reshape((height // step, width // step, filters[-1]))(x)
     for units in reversed(filters[:-1]):
         x = layers.Conv2DTranspose(units, KERNEL, strides=2, padding="same", activation="swish")(x)
-    outputs = layers.Conv2DTranspose(channels, KERNEL, strides=2, padding="same", dtype="float32")(x)
+    outputs = layers.Conv2DTranspose(output_channels or channels, KERNEL, strides=2, padding="same",
+                                     dtype="float32")(x)
     return keras.Model(inputs if num_classes else inputs[0], outputs, name=name)
+
+
+@keras.saving.register_keras_serializable(package="keras_bigml")
+class MaskedConv2D(layers.Conv2D):
+    """A "same"-padded convolution that sees only the pixels before each pixel in raster order
+    (PixelCNN, van den Oord et al., 2016).
+
+    Mask ``"A"`` also hides the pixel itself (the first layer, on the image);
+    ``"B"`` lets it through (later layers, whose features at a pixel depend only on
+    the pixels before it). All channels of a pixel share its mask, so the
+    channels of one pixel are independent given the pixels before it.
+
+    >>> import numpy as np
+    >>> layer = MaskedConv2D(1, 3, mask_type="A", kernel_initializer="ones", use_bias=False)
+    >>> image = np.zeros((1, 3, 3, 1), "float32"); image[0, 1, 1, 0] = 1.0
+    >>> layer(image)[0, :, :, 0].numpy().tolist()   # only the pixels after the centre see it
+    [[0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0]]
+    """
+
+    def __init__(self, filters: int, kernel_size: int, mask_type: str = "B", **kwargs):
+        if mask_type not in ("A", "B"):
+            raise ConfigError(f"mask_type must be 'A' or 'B', got {mask_type!r}.")
+        if kernel_size % 2 != 1:
+            raise ConfigError(f"A masked convolution needs an odd kernel_size, got {kernel_size}.")
+        super().__init__(filters, kernel_size, padding="same", **kwargs)
+        self.mask_type = mask_type
+        centre = kernel_size // 2
+        mask = np.ones((kernel_size, kernel_size, 1, 1), "float32")
+        mask[centre, centre + (mask_type == "B"):] = 0.0
+        mask[centre + 1:] = 0.0
+        self.mask = mask
+
+    def convolution_op(self, inputs, kernel):
+        return super().convolution_op(inputs, kernel * keras.ops.cast(self.mask, kernel.dtype))
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["mask_type"] = self.mask_type
+        config["kernel_size"] = self.kernel_size[0]
+        config.pop("padding")
+        return config
+
+
+def pixelcnn_head(image_shape: Sequence[int], units: int, num_layers: int, name: str = "pixel_head") -> keras.Model:
+    """An autoregressive likelihood head: Bernoulli logits of each pixel from the pixels before
+    it and a decoder's features at it (the decoder of PixelVAE, Gulrajani et al., 2017).
+
+    Takes ``[images, features]``, ``features`` of shape ``(height, width, units)``; a 7x7
+    mask-A convolution on the images, then ``num_layers - 1`` residual 3x3 mask-B ones.
+
+    >>> head = pixelcnn_head((8, 8, 1), units=16, num_layers=2)
+    >>> head.output.shape
+    (None, 8, 8, 1)
+    """
+    if num_layers < 1:
+        raise ConfigError(f"A PixelCNN head needs at least one layer, got {num_layers}.")
+    height, width, channels = image_shape
+    images = keras.Input(tuple(image_shape), name="images")
+    features = keras.Input((height, width, units), name="features")
+    x = layers.Add()([MaskedConv2D(units, 7, mask_type="A")(images), features])
+    for _ in range(num_layers - 1):
+        x = layers.Add()([x, MaskedConv2D(units, KERNEL, mask_type="B")(layers.Activation("swish")(x))])
+    x = layers.Activation("swish")(x)
+    logits = layers.Conv2D(channels, 1, dtype="float32")(x)
+    return keras.Model([images, features], logits, name=name)
 
 
 def one_hot(labels: keras.KerasTensor, num_classes: int, dtype: str = "float32") -> keras.KerasTensor:

@@ -98,13 +98,14 @@ class TrainingResult:
 
 def train_vae(out_dir: str | os.PathLike, data: ImageSource, options: TrainingOptions, *, latent_dim: int = 16,
               filters: Sequence[int] = (32, 64), hidden_units: int = 256, likelihood: str = "bernoulli",
-              beta: float = 1.0, importance_samples: int = 1, conditional: bool = False,
-              num_classes: int | None = None, binarize: bool = False, resume: bool = False,
-              overwrite: bool = False) -> TrainingResult:
+              beta: float = 1.0, importance_samples: int = 1, pixelcnn_layers: int = 0,
+              conditional: bool = False, num_classes: int | None = None, binarize: bool = False,
+              resume: bool = False, overwrite: bool = False) -> TrainingResult:
     """Train a convolutional VAE (`keras_bigml.generative.VAE`) into ``out_dir``.
 
     ``importance_samples`` > 1 trains on the IWAE bound with that many posterior
-    samples per image instead of the ELBO."""
+    samples per image instead of the ELBO; ``pixelcnn_layers`` > 0 adds the
+    autoregressive PixelCNN likelihood head of that depth."""
     positive_int("latent_dim", latent_dim)
     positive_ints("filters", filters)
     positive_int("hidden_units", hidden_units)
@@ -112,7 +113,7 @@ def train_vae(out_dir: str | os.PathLike, data: ImageSource, options: TrainingOp
     positive_int("importance_samples", importance_samples)
     settings = {"latent_dim": latent_dim, "filters": filters, "hidden_units": hidden_units,
                 "likelihood": likelihood, "beta": beta, "importance_samples": importance_samples,
-                "conditional": conditional,
+                "pixelcnn_layers": pixelcnn_layers, "conditional": conditional,
                 "num_classes": num_classes, "binarize": binarize}
     dataset, image_shape, classes = _training_images(data, options, conditional, num_classes, binarize)
 
@@ -122,8 +123,8 @@ def train_vae(out_dir: str | os.PathLike, data: ImageSource, options: TrainingOp
         from keras_bigml.generative import VAE
 
         vae = VAE(image_shape=image_shape, latent_dim=latent_dim, filters=filters, hidden_units=hidden_units,
-                  likelihood=likelihood, beta=beta, importance_samples=importance_samples, num_classes=classes,
-                  seed=options.seed)
+                  likelihood=likelihood, beta=beta, importance_samples=importance_samples,
+                  pixelcnn_layers=pixelcnn_layers, num_classes=classes, seed=options.seed)
         vae.compile(optimizer=keras.optimizers.Adam(options.learning_rate or 1e-3))
         return vae
 

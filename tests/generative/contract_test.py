@@ -96,6 +96,8 @@ CASES = [
          compile_vae, lambda: digits(labels=True), large=ALL_CHECKS),
     # Three posterior samples per image: the IWAE bound, with noise sliced per example across replicas.
     Case("iwae", VAE, lambda: VAE(**TINY_VAE, importance_samples=3), compile_vae, digits, large=ALL_CHECKS),
+    # A PixelCNN likelihood head: a third network, and decode samples pixel by pixel.
+    Case("pixel-vae", VAE, lambda: VAE(**TINY_VAE, pixelcnn_layers=2), compile_vae, digits, large=ALL_CHECKS),
     Case("gan", GAN, lambda: GAN(**TINY_GAN), compile_gan("bce"), digits, large=("replicas", "mixed precision")),
     Case("conditional-gan", GAN, lambda: GAN(**TINY_GAN, num_classes=10, discriminator_steps=2),
          compile_gan("lsgan"), lambda: digits(labels=True), iterations={"discriminator": 2}, large=ALL_CHECKS),

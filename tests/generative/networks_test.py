@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from keras_bigml.generative.networks import check_image_shape, conv_encoder, deconv_decoder
+from keras_bigml.generative.networks import (
+    MaskedConv2D,
+    check_image_shape,
+    conv_encoder,
+    deconv_decoder,
+    pixelcnn_head,
+)
 
 
 @pytest.mark.parametrize("image_shape", [(28, 28, 1), (16, 16, 3), (32, 24, 3)])
@@ -88,3 +94,38 @@ def test_conditional_batch_norm_gives_each_class_its_own_scale_and_offset():
     after = generator.predict(inputs, verbose=0)
     np.testing.assert_allclose(after[[0, 2]], before[[0, 2]], atol=1e-6)
     assert not np.allclose(after[1], before[1], atol=1e-3)
+
+
+def test_pixelcnn_head_sees_only_the_pixels_before_each_pixel():
+    # Three layers reach past one 7x7 window, so a leak anywhere in the stack would show.
+    head = pixelcnn_head((8, 8, 2), units=4, num_layers=3)
+    rng = np.random.default_rng(0)
+    images = (rng.random((1, 8, 8, 2)) > 0.5).astype("float32")
+    features = rng.normal(size=(1, 8, 8, 4)).astype("float32")
+    logits = head.predict([images, features], verbose=0)
+    for row, column in [(0, 0), (3, 5), (7, 7)]:
+        changed = images.copy()
+        changed[0, row, column] = 1.0 - changed[0, row, column]
+        difference = np.abs(head.predict([changed, features], verbose=0) - logits)[0].max(axis=-1)
+        raster = np.arange(64).reshape(8, 8)
+        position = raster[row, column]
+        assert difference[raster <= position].max() == 0.0   # itself and every pixel before it
+        if position < 63:
+            assert difference[raster == position + 1].max() > 0.0   # the next pixel sees it
+
+
+def test_masked_convolution_saves_its_mask_type(tmp_path):
+    layer = MaskedConv2D(3, 5, mask_type="A")
+    restored = MaskedConv2D.from_config(layer.get_config())
+    assert restored.mask_type == "A" and restored.kernel_size == (5, 5) and restored.padding == "same"
+    np.testing.assert_array_equal(restored.mask, layer.mask)
+    assert layer.mask[2, 2].sum() == 0 and layer.mask[2, 1].sum() == 1 and layer.mask[3].sum() == 0
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [(dict(mask_type="C"), "mask_type must be 'A' or 'B'"), (dict(kernel_size=4), "odd kernel_size")],
+)
+def test_masked_convolution_names_bad_settings(options, message):
+    with pytest.raises(ValueError, match=message):
+        MaskedConv2D(**{"filters": 2, "kernel_size": 3, **options})

@@ -148,6 +148,8 @@ def test_log_likelihood_accepts_a_dataset_with_labels():
         (dict(beta=-1), "beta must be non-negative"),
         (dict(importance_samples=0), "importance_samples must be at least 1"),
         (dict(importance_samples=2, beta=2.0), "no KL weight: use beta=1"),
+        (dict(pixelcnn_layers=-1), "pixelcnn_layers must be 0 or more"),
+        (dict(pixelcnn_layers=1, likelihood="gaussian"), "use likelihood='bernoulli'"),
     ],
 )
 def test_bad_configuration_is_named(options, message):
@@ -187,3 +189,51 @@ def test_images_of_the_wrong_shape_are_named():
     vae.compile(optimizer="adam")
     with pytest.raises(ValueError, match=r"VAE takes images of shape \(8, 8, 1\), got \(16, 16, 3\)"):
         vae.fit(load_images("digits", image_size=16, channels=3, limit=16), epochs=1, verbose=0)
+
+
+def test_pixelcnn_head_samples_each_pixel_from_the_pixels_drawn_before_it():
+    vae = VAE(**TINY, pixelcnn_layers=2, seed=0)
+    vae.compile(optimizer=keras.optimizers.Adam(1e-2))
+    vae.fit(digits(), epochs=1, verbose=0)
+    features = vae._decoder_output(np.random.default_rng(0).normal(size=(6, 2)).astype("float32"), None)
+    uniforms = tf.random.stateless_uniform((6, 8, 8, 1), seed=(0, 1))
+    probabilities = vae._sample_pixels(features, uniforms).numpy()
+    drawn = (uniforms.numpy() < probabilities).astype("float32")
+    # Each returned probability is the head's reading of the drawn image at that pixel, which
+    # holds only if every pixel was drawn from the pixels drawn before it.
+    expected = tf.sigmoid(vae.pixel_head([tf.constant(drawn), features])).numpy()
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+    assert 0 < drawn.mean() < 1 and len(np.unique(probabilities)) > 100
+
+
+def test_pixelcnn_head_trains_saves_and_scores_with_the_head(tmp_path):
+    vae = VAE(**TINY, pixelcnn_layers=1, seed=0)
+    vae.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = vae.fit(digits(), epochs=2, verbose=0).history
+    assert history["loss"][-1] < history["loss"][0]
+    assert sorted(vae.networks()) == ["decoder", "encoder", "pixel_head"]
+    images = next(iter(load_images("digits", split="test", limit=16, batch_size=16, binarize=True, seed=0))).numpy()
+    vae.save(tmp_path / "vae.keras")
+    loaded = keras.saving.load_model(tmp_path / "vae.keras")
+    assert loaded.get_config()["pixelcnn_layers"] == 1
+    expected = vae.log_likelihood(images, num_samples=8)
+    np.testing.assert_array_equal(loaded.log_likelihood(images, num_samples=8), expected)
+    # The head's weights count in the likelihood: zeroing them changes it.
+    for weight in loaded.pixel_head.weights:
+        weight.assign(tf.zeros_like(weight))
+    assert not np.allclose(loaded.log_likelihood(images, num_samples=8), expected)
+    samples = vae.generate(4)
+    assert samples.shape == (4, 8, 8, 1) and samples.min() >= 0 and samples.max() <= 1
+
+
+def test_pixelcnn_decode_is_fixed_per_z_and_generate_draws_fresh_pixels(monkeypatch):
+    vae = VAE(**TINY, pixelcnn_layers=1, seed=0)
+    z = np.random.default_rng(0).normal(size=(5, 2)).astype("float32")
+    decoded = vae.decode(z).numpy()
+    np.testing.assert_array_equal(vae.decode(z).numpy(), decoded)
+    np.testing.assert_allclose(vae.decode(z[3:4]).numpy(), decoded[3:4], atol=1e-6)
+    np.testing.assert_array_equal(vae.generate(z=z), decoded)
+    # Drawn latents: the same z twice still gives new pixels.
+    monkeypatch.setattr("keras_bigml.generative.vae.prior_inputs", lambda *args: (z, None))
+    first, second = vae.generate(5), vae.generate(5)
+    assert not np.allclose(first, second) and not np.allclose(first, decoded)
