@@ -1,7 +1,7 @@
 """Generated digits as extra training data when labels are scarce (MNIST subset).
 
 Usage:  python benchmarks/augmentation_mnist.py [--per-class 100] [--minutes 5] [--generated 1000]
-                                                [--min-confidence 0.99] [--seeds 0]
+                                                [--min-confidence 0.99] [--unlabelled 0] [--seeds 0]
 
 Takes the first ``--per-class`` labelled images of each digit from the training
 split, trains a conditional GAN on them alone for ``--minutes``, and reports
@@ -12,6 +12,13 @@ augmentation; the real-only CNN takes as many steps as the other) and a random
 forest on the pixels. Generated digits that a judge CNN trained on the real
 images gives less than ``--min-confidence`` for their label are dropped (0
 keeps all). Each seed in ``--seeds`` trains its own GAN, judge and classifiers.
+
+``--unlabelled N`` is the semi-supervised setting: N more training images come
+without their labels; the judge labels those it reads with ``--min-confidence``
+(`keras_bigml.bridges.pseudo_labels`) and the GAN learns from them too. The
+classifiers still see only the labelled images and the generated ones; a CNN
+trained on the labelled plus the pseudo-labelled real images is printed as the
+reference of what the unlabelled images give without a generator.
 """
 
 import argparse
@@ -20,16 +27,16 @@ import common
 import keras
 import numpy as np
 
-from keras_bigml.bridges import SampleQuality, augmentation_gain
+from keras_bigml.bridges import SampleQuality, augmentation_gain, pseudo_labels
 from keras_bigml.callbacks import TimeLimit
 from keras_bigml.data import load_images
 from keras_bigml.evaluation import train_classifier
 from keras_bigml.generative import GAN
 
 
-def first_per_class(images, labels, per_class):
-    chosen = np.concatenate([np.flatnonzero(labels == digit)[:per_class] for digit in range(10)])
-    return images[chosen], labels[chosen]
+def first_per_class(labels, per_class):
+    """Indices of the first ``per_class`` images of each digit."""
+    return np.concatenate([np.flatnonzero(labels == digit)[:per_class] for digit in range(10)])
 
 
 def main():
@@ -41,20 +48,38 @@ def main():
     parser.add_argument("--min-confidence", type=float, default=0.99,
                         help="drop generated digits the judge gives less than this for their label (0: keep all)")
     parser.add_argument("--judge-epochs", type=int, default=60)
+    parser.add_argument("--unlabelled", type=int, default=0,
+                        help="more training images without labels, pseudo-labelled by the judge for the GAN")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
     args = parser.parse_args()
     print(common.machine_line(), flush=True)
 
     with np.load(common.require_dataset("mnist-subset.npz")) as archive:
-        train = first_per_class(archive["x_train"][..., None] / 255.0, archive["y_train"], args.per_class)
+        images, labels = archive["x_train"][..., None] / 255.0, archive["y_train"]
+        chosen = first_per_class(labels, args.per_class)
+        train = images[chosen], labels[chosen]
+        unlabelled = np.delete(images, chosen, axis=0)[: args.unlabelled]
+        hidden_labels = np.delete(labels, chosen)[: args.unlabelled]   # only to score the pseudo-labels
         test = (archive["x_test"][..., None] / 255.0, archive["y_test"])
 
     gains = {}
     for seed in (int(s) for s in args.seeds.split(",")):
-        gan = train_gan(train, args.minutes, seed)
+        judge = None
+        if args.min_confidence > 0 or len(unlabelled):
+            judge = train_classifier(*train, epochs=args.judge_epochs, seed=seed, augment=True)
+        gan_train = train
+        if len(unlabelled):
+            kept, pseudo = pseudo_labels(judge, unlabelled, args.min_confidence)
+            gan_train = (np.concatenate([train[0], unlabelled[kept]]), np.concatenate([train[1], pseudo]))
+            print(f"seed {seed}: the judge labelled {len(kept)} of {len(unlabelled)} unlabelled images, "
+                  f"{np.mean(pseudo == hidden_labels[kept]):.4f} of them correctly", flush=True)
+            reference = train_classifier(*gan_train, epochs=args.cnn_epochs, seed=seed)
+            accuracy = np.mean(reference.predict(test[0], batch_size=500, verbose=0).argmax(axis=1) == test[1])
+            print(f"seed {seed} reference: CNN on the labelled and pseudo-labelled real images {accuracy:.4f}",
+                  flush=True)
+        gan = train_gan(gan_train, args.minutes, seed)
         quality = None
         if args.min_confidence > 0:
-            judge = train_classifier(*train, epochs=args.judge_epochs, seed=seed, augment=True)
             quality = SampleQuality(method="classifier", classifier=judge, threshold=args.min_confidence)
         for name, classifier, augment in (("cnn", "cnn", False), ("cnn+augment", "cnn", True),
                                           ("random_forest", "random_forest", False)):

@@ -9,4 +9,5 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "augmentation_gain": "augmentation",
     "generated_examples": "augmentation",
     "image_statistics": "quality",
+    "pseudo_labels": "augmentation",
 })

@@ -3,7 +3,9 @@
 A conditional generator (a `keras_bigml.generative.GAN` or `VAE` with
 ``num_classes``) draws labelled images; :func:`augmentation_gain` fits the same
 classifier on the real images alone and on real plus generated ones, and
-reports both test accuracies.
+reports both test accuracies. :func:`pseudo_labels` labels unlabelled images
+with a classifier, so that the generator can learn from more than the few
+labelled ones.
 """
 
 from typing import TYPE_CHECKING
@@ -54,6 +56,35 @@ def generated_examples(generator: "GenerativeModel", per_class: int, seed: int =
     passed = ~quality.flag(images, labels)
     keep = np.concatenate([np.flatnonzero(passed & (labels == c))[:per_class] for c in range(generator.num_classes)])
     return images[keep], labels[keep]
+
+
+def pseudo_labels(classifier, images: np.ndarray, min_confidence: float = 0.99,
+                  batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """Label unlabelled images with ``classifier``, keeping those it reads with ``min_confidence``.
+
+    The usual way to train a conditional generator when only a few images have
+    labels (self-training): a classifier fitted on the labelled ones labels the
+    rest, and the generator learns from both. ``classifier`` is any model with
+    Keras's ``predict(images, batch_size=, verbose=)`` returning class
+    probabilities, e.g. `keras_bigml.evaluation.train_classifier`'s CNN.
+
+    Returns ``(indices, labels)``: the positions in ``images`` of the kept ones,
+    and their labels (int32).
+
+    >>> class Brightness:  # reads an image's class from its mean brightness
+    ...     def predict(self, images, batch_size, verbose):
+    ...         bright = images.mean(axis=(1, 2, 3))
+    ...         return np.stack([1 - bright, bright], axis=1)
+    >>> images = np.stack([np.full((2, 2, 1), v, np.float32) for v in (0.0, 0.5, 1.0)])
+    >>> kept, labels = pseudo_labels(Brightness(), images, min_confidence=0.9)
+    >>> kept.tolist(), labels.tolist()
+    ([0, 2], [0, 1])
+    """
+    if not 0 <= min_confidence <= 1:
+        raise ConfigError(f"min_confidence must be in [0, 1], got {min_confidence}.")
+    probabilities = np.asarray(classifier.predict(np.asarray(images, np.float32), batch_size=batch_size, verbose=0))
+    kept = np.flatnonzero(probabilities.max(axis=1) >= min_confidence)
+    return kept, probabilities[kept].argmax(axis=1).astype(np.int32)
 
 
 def augmentation_gain(

@@ -190,8 +190,8 @@ class VAE(SavedSeedState, LatentGenerativeModel):
         output = self._decoder_output(z, labels)
         if self.pixel_head is None:
             return tf.clip_by_value(tf.sigmoid(output), 0.0, 1.0)
-        if pixel_noise is None:
-            pixel_noise = tf.random.stateless_uniform((1, *self.image_shape), seed=(self.seed or 0, 0))
+        if pixel_noise is None:  # a constant, which LiteRT converts (it has no random ops)
+            pixel_noise = np.random.default_rng(self.seed or 0).random((1, *self.image_shape), "float32")
         return self._sample_pixels(output, tf.convert_to_tensor(pixel_noise, tf.float32))
 
     def call(self, inputs: tf.Tensor | Sequence[tf.Tensor], training: bool = False) -> tf.Tensor:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from keras_bigml.bridges import SampleQuality
-from keras_bigml.bridges.augmentation import augmentation_gain, generated_examples
+from keras_bigml.bridges.augmentation import augmentation_gain, generated_examples, pseudo_labels
 from keras_bigml.data import load_images
 from keras_bigml.generative import GAN, VAE
 
@@ -106,3 +106,20 @@ def test_unconditional_generator_and_unknown_classifier_are_refused():
                           augment=True)
     with pytest.raises(ValueError, match="draws_per_image must be at least 1"):
         generated_examples(HalfWrong(), per_class=2, draws_per_image=0)
+
+
+def test_pseudo_labels_keep_the_images_the_classifier_is_sure_of():
+    images = np.broadcast_to((np.arange(8) % 4 / 10.0)[:, None, None, None], (8, 4, 4, 1)).copy()
+    images[[1, 6]] += 0.04   # off the classes' levels: PixelReader still reads them, less sure
+
+    class UnsureReader(PixelReader):
+        def predict(self, images, batch_size, verbose):
+            sure = np.abs(images.mean(axis=(1, 2, 3)) * 10 - np.rint(images.mean(axis=(1, 2, 3)) * 10)) < 0.1
+            return np.where(sure[:, None], super().predict(images, batch_size, verbose), 0.6 * np.eye(4)[0] + 0.1)
+
+    kept, labels = pseudo_labels(UnsureReader(), images, min_confidence=0.9)
+    assert kept.tolist() == [0, 2, 3, 4, 5, 7]
+    assert labels.dtype == np.int32 and labels.tolist() == [0, 2, 3, 0, 1, 3]
+    assert len(pseudo_labels(UnsureReader(), images, min_confidence=0.5)[0]) == 8
+    with pytest.raises(ValueError, match="min_confidence must be in"):
+        pseudo_labels(UnsureReader(), images, min_confidence=1.5)
