@@ -4,7 +4,10 @@ Each model describes its signatures in ``serving_functions()``: a dict from
 signature name to ``(function, input_signature)``. Signatures take and return
 float32 NHWC images in [0, 1], float32 latent vectors and int32 labels, so a
 client with TensorFlow alone can call them. The first signature also serves as
-``serving_default``.
+``serving_default``. A model trained under a mixed precision policy is exported
+as a float32 copy with the same weights: its graph then has no bfloat16 or
+float16 ops, which LiteRT and ONNX do not convert and which CPUs without
+native bfloat16 run several times slower.
 
 A SavedModel is a program: TensorFlow runs its initializers while loading it and
 its signatures when they are called. `load_saved_model` therefore reads the
@@ -91,6 +94,7 @@ def export_saved_model(model: keras.Model, path: str | os.PathLike) -> str | os.
     if not isinstance(model, GenerativeModel):
         raise ConfigError(f"A {type(model).__name__} is not a keras_bigml generative model (GAN, VAE, CycleGAN); "
                           "export_saved_model exports their serving signatures.")
+    model = float32_copy(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
     for name, (function, input_signature) in model.serving_functions().items():
@@ -99,6 +103,34 @@ def export_saved_model(model: keras.Model, path: str | os.PathLike) -> str | os.
     with atomic_path(path) as tmp:
         archive.write_out(tmp, verbose=False)
     return path
+
+
+def float32_copy(model: keras.Model) -> keras.Model:
+    """``model`` itself when every layer computes in float32, else the same model rebuilt from its
+    config under the float32 policy with its weights (mixed policies keep float32 weights).
+
+    >>> from keras_bigml.generative import VAE
+    >>> keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    >>> vae = VAE(image_shape=(8, 8, 1), latent_dim=2, filters=(8,), hidden_units=16)
+    >>> keras.mixed_precision.set_global_policy("float32")
+    >>> copy = float32_copy(vae)
+    >>> vae.encoder.layers[1].compute_dtype, copy.encoder.layers[1].compute_dtype
+    ('bfloat16', 'float32')
+    >>> float32_copy(copy) is copy
+    True
+    """
+    if all(layer.dtype_policy.name == "float32" for layer in model._flatten_layers()):
+        return model
+    config = model.get_config()
+    config.pop("dtype", None)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        copy = type(model).from_config(config)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def scan_saved_model(path: str | os.PathLike) -> list[str]:

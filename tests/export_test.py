@@ -234,3 +234,30 @@ def test_missing_and_damaged_saved_models_raise_model_file_error(tmp_path):
     (tmp_path / "saved_model.pb").write_bytes(b"")
     with pytest.raises(ModelFileError, match=r"damaged SavedModel \(saved_model.pb holds no MetaGraph\)\.$"):
         load_saved_model(tmp_path, allow_unsafe_ops=True)
+
+
+def tiny_pixel_vae(num_classes):
+    return VAE(**TINY, num_classes=num_classes, pixelcnn_layers=1, seed=0)
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("make", [tiny_pixel_vae, tiny_gan, tiny_cyclegan])
+def test_a_mixed_precision_model_exports_a_float32_graph_with_its_weights(tmp_path, make, mixed_bfloat16):
+    import keras
+    import numpy as np
+
+    from keras_bigml.export import float32_copy
+
+    model = make(None)
+    keras.mixed_precision.set_global_policy("float32")
+    copy = float32_copy(model)
+    assert {layer.compute_dtype for layer in copy._flatten_layers()} == {"float32"}
+    assert [w.shape for w in copy.weights] == [w.shape for w in model.weights]
+    for ours, theirs in zip(copy.weights, model.weights):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    path = export_saved_model(model, tmp_path / "export")
+    graph = saved_model_pb2.SavedModel.FromString((tmp_path / "export" / "saved_model.pb").read_bytes())
+    dtypes = {attr.type for function in graph.meta_graphs[0].graph_def.library.function
+              for node in function.node_def for attr in node.attr.values()}
+    assert tf.bfloat16.as_datatype_enum not in dtypes
+    assert tf.saved_model.load(path).signatures   # and it serves
