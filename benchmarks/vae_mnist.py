@@ -39,6 +39,7 @@ def main():
                         help="decay the learning rate to 0 over --max-epochs (set it to what --minutes allows)")
     parser.add_argument("--iw-samples", type=int, default=1000)
     parser.add_argument("--test-limit", type=int, help="evaluate on this many test images")
+    parser.add_argument("--save", help="write the trained model to this .keras file before evaluating it")
     parser.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16", "mixed_float16"))
     args = parser.parse_args()
     print(common.machine_line(), flush=True)
@@ -73,6 +74,8 @@ def main():
     )
     train_seconds = watch.seconds()
     epochs = len(history.history["loss"])
+    if args.save:
+        vae.save(args.save)
 
     watch = common.Stopwatch()
     result = vae.evaluate(test_images, batch_size=500, verbose=0, return_dict=True)
