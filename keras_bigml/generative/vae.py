@@ -356,7 +356,7 @@ class VAE(SavedSeedState, LatentGenerativeModel):
         """Ancestral sampling through the PixelCNN head in raster order: one pass of the head
         per pixel, each pixel drawn as ``uniforms < p`` (``uniforms`` of one image or one per
         row of ``features``); returns the probabilities p."""
-        height, width, channels = self.image_shape
+        height, width = self.image_shape[:2]
         positions = height * width
 
         def draw_pixel(index, images, probabilities):
