@@ -119,6 +119,7 @@ def float32_copy(model: keras.Model) -> keras.Model:
     >>> float32_copy(copy) is copy
     True
     """
+    # _flatten_layers: every nested layer (Keras has no public recursive list).
     if all(layer.dtype_policy.name == "float32" for layer in model._flatten_layers()):
         return model
     config = model.get_config()

@@ -85,7 +85,6 @@ class MaskedConv2D(layers.Conv2D):
     the pixels before it). All channels of a pixel share its mask, so the
     channels of one pixel are independent given the pixels before it.
 
-    >>> import numpy as np
     >>> layer = MaskedConv2D(1, 3, mask_type="A", kernel_initializer="ones", use_bias=False)
     >>> image = np.zeros((1, 3, 3, 1), "float32"); image[0, 1, 1, 0] = 1.0
     >>> layer(image)[0, :, :, 0].numpy().tolist()   # only the pixels after the centre see it
