@@ -122,7 +122,7 @@ def float32_copy(model: keras.Model) -> keras.Model:
     # _flatten_layers: every nested layer (Keras has no public recursive list).
     if all(layer.dtype_policy.name == "float32" for layer in model._flatten_layers()):
         return model
-    config = model.get_config()
+    config = _float32_policies(model.get_config())
     config.pop("dtype", None)
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")
@@ -131,7 +131,22 @@ def float32_copy(model: keras.Model) -> keras.Model:
     finally:
         keras.config.set_dtype_policy(previous)
     copy.set_weights(model.get_weights())
+    # Not a weight: a GAN loaded from a file without its average's statistics samples with the generator's.
+    if hasattr(model, "_statistics_from_generator"):
+        copy._statistics_from_generator = model._statistics_from_generator
     return copy
+
+
+def _float32_policies(config):
+    """``config`` with every serialized mixed dtype policy (of networks passed in, e.g. ``generator=``)
+    replaced by float32."""
+    if isinstance(config, dict):
+        if config.get("class_name") == "DTypePolicy" and str(config.get("config", {}).get("name")).startswith("mixed"):
+            return {**config, "config": {**config["config"], "name": "float32"}}
+        return {key: _float32_policies(value) for key, value in config.items()}
+    if isinstance(config, list):
+        return [_float32_policies(item) for item in config]
+    return config
 
 
 def scan_saved_model(path: str | os.PathLike) -> list[str]:

@@ -347,9 +347,11 @@ def _check_backup(backup_dir):
 
 
 def _differences(before, now):
+    """The arguments that differ; one added since the run started matches while it is off (0, False,
+    None): new options default to off, so runs of an earlier version resume."""
     keys = sorted(set(before) | set(now))
-    return "; ".join(f"{key} was {before.get(key)!r}, now {now.get(key)!r}"
-                     for key in keys if before.get(key) != now.get(key))
+    return "; ".join(f"{key} was {before.get(key)!r}, now {now.get(key)!r}" for key in keys
+                     if before.get(key) != now.get(key) and (key in before or now.get(key)))
 
 
 def _plain(value):

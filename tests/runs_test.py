@@ -204,6 +204,13 @@ def test_resume_with_other_arguments_is_refused_and_names_the_difference(tmp_pat
     with pytest.raises(RunError, match=r"latent_dim was 2, now 16; learning_rate was 0.001, now 0.01"), \
             run.open("vae", {"latent_dim": 16, "learning_rate": 0.01}, resume=True):
         pass
+    # An option added since the run started matches while it is off, and is named when it is on.
+    with pytest.raises(RunError, match=r"^Cannot resume .*: pixelcnn_layers was None, now 1\. "):
+        with run.open("vae", {"latent_dim": 2, "learning_rate": 0.001, "pixelcnn_layers": 1}, resume=True):
+            pass
+    with pytest.raises(KeyboardInterrupt), run.open("vae", {"latent_dim": 2, "learning_rate": 0.001,
+                                                            "pixelcnn_layers": 0}, resume=True):
+        raise KeyboardInterrupt
     with pytest.raises(RunError, match="kind was 'vae', now 'gan'"), run.open("gan", {"latent_dim": 2,
                                                                                    "learning_rate": 0.001},
                                                                               resume=True):
