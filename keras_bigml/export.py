@@ -26,6 +26,7 @@ graph first, without running it, and refuses one that uses an op from
 
 import os
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 import keras
 import tensorflow as tf
@@ -34,6 +35,9 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from keras_bigml.errors import ConfigError, ModelFileError, UntrustedFileError
 from keras_bigml.files import atomic_path
+
+if TYPE_CHECKING:
+    from keras_bigml.generative.base import GenerativeModel
 
 # TensorFlow's own `saved_model_cli scan` denylist is {WriteFile, ReadFile, PrintV2}
 # (`_OP_DENYLIST` in tensorflow/python/tools/saved_model_cli.py). These are that set and the other
@@ -105,7 +109,7 @@ def export_saved_model(model: keras.Model, path: str | os.PathLike) -> str | os.
     return path
 
 
-def float32_copy(model: keras.Model) -> keras.Model:
+def float32_copy(model: "GenerativeModel") -> "GenerativeModel":
     """``model`` itself when every layer computes in float32, else the same model rebuilt from its
     config under the float32 policy with its weights (mixed policies keep float32 weights).
 
@@ -130,10 +134,7 @@ def float32_copy(model: keras.Model) -> keras.Model:
         copy = type(model).from_config(config)
     finally:
         keras.config.set_dtype_policy(previous)
-    copy.set_weights(model.get_weights())
-    # Not a weight: a GAN loaded from a file without its average's statistics samples with the generator's.
-    if hasattr(model, "_statistics_from_generator"):
-        copy._statistics_from_generator = model._statistics_from_generator
+    copy.copy_state_from(model)
     return copy
 
 

@@ -52,6 +52,11 @@ class GenerativeModel(keras.Model, metaclass=abc.ABCMeta):
     def network_optimizers(self) -> dict[str, keras.optimizers.Optimizer]:
         """Each trained network's optimizer by name, after ``compile``."""
 
+    def copy_state_from(self, other: "GenerativeModel") -> None:
+        """Take the weights and any other state of ``other``, a model of the same class and config
+        (`keras_bigml.export.float32_copy` builds the float32 twin of a mixed precision model)."""
+        self.set_weights(other.get_weights())
+
     @abc.abstractmethod
     def serving_functions(self) -> ServingFunctions:
         """Signatures for `keras_bigml.export`: name -> ``(function, input_signature)``.

@@ -135,6 +135,11 @@ class GAN(SavedSeedState, LatentGenerativeModel):
             self.predict_function = None
         return super().fit(x, *args, **kwargs)
 
+    def copy_state_from(self, other: "GAN") -> None:
+        """The weights, and whether the average still samples with the generator's statistics."""
+        super().copy_state_from(other)
+        self._statistics_from_generator = other._statistics_from_generator
+
     def load_own_variables(self, store: dict) -> None:
         """Load the average; a file without its statistics samples with the generator's, as it did."""
         saved = len([key for key in store.keys() if key != SEED_STATE_KEY])

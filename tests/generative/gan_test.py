@@ -250,3 +250,14 @@ def test_wgan_gp_interpolates_with_a_fresh_uniform_alpha_per_example(monkeypatch
         assert len(np.unique(alpha)) == 512
         assert stats.kstest(alpha, "uniform").pvalue > 0.001
     assert not np.allclose(alphas[0], alphas[1])
+
+
+def test_copy_state_from_takes_the_weights_and_which_statistics_the_average_samples_with():
+    source, target = GAN(**TINY, seed=0), GAN(**TINY, seed=1)
+    source._statistics_from_generator = True   # as loaded from a file saved without them
+    target.copy_state_from(source)
+    assert target._statistics_from_generator
+    for ours, theirs in zip(target.weights, source.weights):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    z = np.random.default_rng(0).normal(size=(3, 4)).astype("float32")
+    np.testing.assert_array_equal(target.generate(z=z), source.generate(z=z))
