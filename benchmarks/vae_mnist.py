@@ -41,13 +41,15 @@ def main():
     parser.add_argument("--test-limit", type=int, help="evaluate on this many test images")
     parser.add_argument("--save", help="write the trained model to this .keras file before evaluating it")
     parser.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16", "mixed_float16"))
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the weights, the training binarization and the sampling (the test set stays fixed)")
     args = parser.parse_args()
     print(common.machine_line(), flush=True)
 
     path = common.require_dataset("mnist-subset.npz")
     keras.mixed_precision.set_global_policy(args.precision)
-    keras.utils.set_random_seed(0)
-    train = load_images(path, batch_size=args.batch_size, binarize=True, seed=0)
+    keras.utils.set_random_seed(args.seed)
+    train = load_images(path, batch_size=args.batch_size, binarize=True, seed=args.seed)
     with np.load(path) as archive:
         train_count = len(archive["x_train"])
         test_images = archive["x_test"][: args.test_limit, :, :, None] / 255.0
@@ -57,7 +59,7 @@ def main():
         image_shape=(28, 28, 1), latent_dim=args.latent_dim,
         filters=tuple(int(f) for f in args.filters.split(",")),
         hidden_units=args.hidden_units, importance_samples=args.importance_samples,
-        pixelcnn_layers=args.pixelcnn_layers, seed=0,
+        pixelcnn_layers=args.pixelcnn_layers, seed=args.seed,
     )
     learning_rate = args.learning_rate
     if args.cosine_decay:
@@ -84,7 +86,7 @@ def main():
     eval_seconds = watch.seconds()
 
     print(f"train images: {train_count}, test images: {len(test_images)}, epochs: {epochs}, "
-          f"posterior samples per training image: {args.importance_samples}")
+          f"posterior samples per training image: {args.importance_samples}, seed: {args.seed}")
     print(f"train wall time: {train_seconds:.0f} s ({epochs * train_count / train_seconds:.0f} images/s)")
     print(f"test negative ELBO: {elbo:.2f} nats")
     print(f"test NLL (importance-weighted, k={args.iw_samples}): {nll:.2f} nats")
