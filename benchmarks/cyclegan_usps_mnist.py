@@ -68,6 +68,9 @@ def main():
     parser.add_argument("--residual-blocks", type=int, default=3)
     parser.add_argument("--discriminator-layers", type=int, default=2)
     parser.add_argument("--learning-rate", type=float, default=2e-4)
+    parser.add_argument("--cycle-weight", type=float, default=10.0)
+    parser.add_argument("--identity-weight", type=float, default=0.5, help="multiple of the cycle weight")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the CycleGAN, its data order and the teacher")
     parser.add_argument("--semantic-weight", type=float,
                         help="CyCADA semantic consistency weight (default 0, the paper's CycleGAN; 1 with "
                              "--semantic-labels, the CLI's default)")
@@ -98,25 +101,27 @@ def main():
     if args.semantic_weight and args.semantic_labels:
         watch = common.Stopwatch()
         semantic_classifier = train_classifier(usps_train, data["usps_train_labels"], epochs=args.semantic_epochs,
-                                               augment=True)
+                                               augment=True, seed=args.seed)
         print(f"semantic teacher trained on USPS labels ({args.semantic_epochs} epochs) in {watch.seconds():.0f} s: "
               f"USPS test accuracy {accuracy(semantic_classifier, usps_test, labels):.4f}")
     elif args.semantic_weight:
         watch = common.Stopwatch()
         semantic_classifier = train_classifier(
-            data["mnist_train"], data["mnist_train_labels"], epochs=args.classifier_epochs, seed=1
+            data["mnist_train"], data["mnist_train_labels"], epochs=args.classifier_epochs, seed=args.seed + 1
         )
-        print(f"semantic classifier (seed 1) trained in {watch.seconds():.0f} s")
+        print(f"semantic classifier (seed {args.seed + 1}) trained in {watch.seconds():.0f} s")
 
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(args.seed)
     side = lambda images, seed: load_images(images, batch_size=None, seed=seed)
-    pairs = pair_unpaired(side(usps_train, 0), side(data["mnist_train"], 1), batch_size=args.batch_size)
+    pairs = pair_unpaired(side(usps_train, 2 * args.seed), side(data["mnist_train"], 2 * args.seed + 1),
+                          batch_size=args.batch_size)
     steps_per_epoch = int(pairs.cardinality())
     half = args.epochs * steps_per_epoch // 2
     model = CycleGAN(
         (28, 28, 1), (28, 28, 1), generator_filters=args.generator_filters,
         discriminator_filters=args.discriminator_filters, residual_blocks=args.residual_blocks,
-        discriminator_layers=args.discriminator_layers, seed=0,
+        discriminator_layers=args.discriminator_layers, cycle_weight=args.cycle_weight,
+        identity_weight=args.identity_weight, seed=args.seed,
         semantic_classifier=semantic_classifier, semantic_weight=args.semantic_weight,
     )
     model.compile(learning_rate=LinearDecay(args.learning_rate, half, args.epochs * steps_per_epoch - half))
@@ -135,7 +140,8 @@ def main():
         os.path.join(args.grid, "cyclegan_usps_mnist.png"), ncols=6,
     )
     teacher = ", teacher: " + ("USPS labels" if args.semantic_labels else "a second MNIST classifier")
-    print(f"semantic consistency weight {args.semantic_weight}{teacher if args.semantic_weight else ''}")
+    print(f"seed {args.seed}; cycle weight {args.cycle_weight}, identity weight {args.identity_weight}; "
+          f"semantic consistency weight {args.semantic_weight}{teacher if args.semantic_weight else ''}")
     print(f"epochs: {epochs} of {args.epochs} ({steps_per_epoch} steps of {args.batch_size} pairs), "
           f"train wall time {seconds:.0f} s, {epochs * steps_per_epoch * args.batch_size / seconds:.0f} pairs/s")
     print(f"MNIST classifier on USPS test digits: resized {baselines['resized']:.4f}; "
