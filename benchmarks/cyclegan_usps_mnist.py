@@ -78,6 +78,8 @@ def main():
                         help="train the semantic teacher on USPS's training labels instead of on MNIST")
     parser.add_argument("--semantic-epochs", type=int, default=40,
                         help="epochs of the USPS teacher (the CLI's --semantic-epochs default)")
+    parser.add_argument("--semantic-architecture", choices=("small", "vgg"), default="small",
+                        help="the USPS teacher's CNN (train_classifier's architecture)")
     parser.add_argument("--usps-input", choices=("framed", "resized"), default="framed",
                         help="how USPS digits become 28x28 for the CycleGAN")
     parser.add_argument("--grid", default=os.path.join(common.REPO_ROOT, "saved_models", "benchmarks"))
@@ -101,8 +103,9 @@ def main():
     if args.semantic_weight and args.semantic_labels:
         watch = common.Stopwatch()
         semantic_classifier = train_classifier(usps_train, data["usps_train_labels"], epochs=args.semantic_epochs,
-                                               augment=True, seed=args.seed)
-        print(f"semantic teacher trained on USPS labels ({args.semantic_epochs} epochs) in {watch.seconds():.0f} s: "
+                                               augment=True, seed=args.seed, architecture=args.semantic_architecture)
+        print(f"semantic teacher ({args.semantic_architecture} CNN) trained on USPS labels "
+              f"({args.semantic_epochs} epochs) in {watch.seconds():.0f} s: "
               f"USPS test accuracy {accuracy(semantic_classifier, usps_test, labels):.4f}")
     elif args.semantic_weight:
         watch = common.Stopwatch()
@@ -139,7 +142,8 @@ def main():
         model.translation_examples(usps_test[:10], data["mnist_test"][:10]),
         os.path.join(args.grid, "cyclegan_usps_mnist.png"), ncols=6,
     )
-    teacher = ", teacher: " + ("USPS labels" if args.semantic_labels else "a second MNIST classifier")
+    teacher = ", teacher: " + (f"USPS labels ({args.semantic_architecture} CNN)" if args.semantic_labels
+                               else "a second MNIST classifier")
     print(f"seed {args.seed}; cycle weight {args.cycle_weight}, identity weight {args.identity_weight}; "
           f"semantic consistency weight {args.semantic_weight}{teacher if args.semantic_weight else ''}")
     print(f"epochs: {epochs} of {args.epochs} ({steps_per_epoch} steps of {args.batch_size} pairs), "

@@ -79,6 +79,8 @@ def add_train_commands(commands: argparse._SubParsersAction,
     cyclegan.add_argument("--semantic-labels", action="store_true",
                           help="train the semantic classifier on --data-a's labels first (CyCADA's teacher)")
     cyclegan.add_argument("--semantic-epochs", type=int, default=40, help="epochs of that classifier")
+    cyclegan.add_argument("--semantic-architecture", choices=("small", "vgg"), default="small",
+                          help="that classifier's CNN: small, or vgg (slower, more accurate)")
     cyclegan.add_argument("--semantic-weight", type=float, default=1.0)
     cyclegan.add_argument("--decay-epochs", type=int,
                           help="final epochs over which the learning rate falls to zero (default: half)")
@@ -165,7 +167,8 @@ def _train_cyclegan(args):
         discriminator_layers=args.discriminator_layers, loss=args.loss, cycle_weight=args.cycle_weight,
         identity_weight=args.identity_weight, pool_size=args.pool_size,
         semantic_classifier=args.semantic_classifier, semantic_labels=args.semantic_labels,
-        semantic_epochs=args.semantic_epochs, semantic_weight=args.semantic_weight,
+        semantic_epochs=args.semantic_epochs, semantic_architecture=args.semantic_architecture,
+        semantic_weight=args.semantic_weight,
         decay_epochs=args.decay_epochs, allow_unsafe=args.allow_unsafe, resume=args.resume,
         overwrite=args.overwrite))
 

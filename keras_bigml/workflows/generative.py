@@ -183,20 +183,22 @@ def train_cyclegan(out_dir: str | os.PathLike, data_a: ImageSource, data_b: Imag
                    identity_weight: float | None = None, pool_size: int = 50,
                    semantic_classifier: "str | os.PathLike | keras.Model | None" = None,
                    semantic_labels: bool = False, semantic_weight: float = 1.0, semantic_epochs: int = 40,
-                   decay_epochs: int | None = None, allow_unsafe: bool = False, resume: bool = False,
-                   overwrite: bool = False) -> TrainingResult:
+                   semantic_architecture: str = "small", decay_epochs: int | None = None,
+                   allow_unsafe: bool = False, resume: bool = False, overwrite: bool = False) -> TrainingResult:
     """Train a CycleGAN (`keras_bigml.generative.CycleGAN`) between two image sources into ``out_dir``.
 
     The learning rate (default 2e-4) stays constant, then falls linearly to zero
     over the last ``decay_epochs`` (default: half the epochs). ``semantic_classifier``
     is the path of a saved Keras classifier of both domains' images (CyCADA's
     semantic consistency loss). With ``semantic_labels`` the teacher is trained
-    here instead, as in CyCADA: a small CNN fitted for ``semantic_epochs`` on
+    here instead, as in CyCADA: a CNN fitted for ``semantic_epochs`` on
     domain A's own labels (``data_a`` must have them; its images are held in
     memory for that), with small random turns, shifts and zooms
-    (``train_classifier(augment=True)``), then frozen and saved with the model.
+    (``train_classifier(augment=True, architecture=semantic_architecture)``: "small"
+    or the slower, more accurate "vgg"), then frozen and saved with the model.
     """
     from keras_bigml.data import load_images, pair_unpaired, random_jitter
+    from keras_bigml.evaluation.generative import CLASSIFIER_ARCHITECTURES
 
     options.check()
     data_a.check("data_a")
@@ -211,6 +213,7 @@ def train_cyclegan(out_dir: str | os.PathLike, data_a: ImageSource, data_b: Imag
     positive_number("semantic_weight", semantic_weight, allow_zero=True)
     positive_int("decay_epochs", decay_epochs, minimum=0, optional=True)
     positive_int("semantic_epochs", semantic_epochs)
+    one_of("semantic_architecture", semantic_architecture, CLASSIFIER_ARCHITECTURES)
     if semantic_labels and semantic_classifier:
         raise ConfigError("Pass either semantic_classifier (a saved teacher) or semantic_labels (train one on "
                           "domain A's labels), not both.")
@@ -222,7 +225,8 @@ def train_cyclegan(out_dir: str | os.PathLike, data_a: ImageSource, data_b: Imag
                 "cycle_weight": cycle_weight, "identity_weight": identity_weight, "pool_size": pool_size,
                 "semantic_classifier": semantic_classifier and os.path.abspath(semantic_classifier),
                 "semantic_labels": semantic_labels, "semantic_epochs": semantic_epochs,
-                "semantic_weight": semantic_weight, "decay_epochs": decay_epochs}
+                "semantic_architecture": semantic_architecture, "semantic_weight": semantic_weight,
+                "decay_epochs": decay_epochs}
     first = load_images(data_a.source, split=data_a.split, image_size=data_a.image_size, channels=data_a.channels,
                         batch_size=None, limit=data_a.limit, seed=options.seed,
                         skip_bad_files=data_a.skip_bad_files)
@@ -239,7 +243,7 @@ def train_cyclegan(out_dir: str | os.PathLike, data_a: ImageSource, data_b: Imag
     decay = total // 2 if decay_epochs is None else decay_epochs * steps_per_epoch
     teacher = None
     if semantic_labels:
-        teacher = _domain_classifier(data_a, size, semantic_epochs, options.seed)
+        teacher = _domain_classifier(data_a, size, semantic_epochs, semantic_architecture, options.seed)
 
     def build():
         from keras_bigml.generative import CycleGAN
@@ -503,7 +507,7 @@ def _training_images(data: ImageSource, options: TrainingOptions, conditional, n
     return dataset, image_shape, count_classes(dataset, num_classes)
 
 
-def _domain_classifier(data: ImageSource, image_size, epochs, seed):
+def _domain_classifier(data: ImageSource, image_size, epochs, architecture, seed):
     """A CNN trained on one domain's labelled images (CyCADA's teacher), frozen."""
     from keras_bigml.data import load_images
     from keras_bigml.data.images import count_classes
@@ -515,7 +519,7 @@ def _domain_classifier(data: ImageSource, image_size, epochs, seed):
     batches = list(labelled.as_numpy_iterator())
     images, labels = np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
     classifier = train_classifier(images, labels, num_classes=count_classes(labels), epochs=epochs,
-                                  seed=0 if seed is None else seed, augment=True)
+                                  seed=0 if seed is None else seed, augment=True, architecture=architecture)
     classifier.trainable = False
     return classifier
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_bigml.data import load_images
-from keras_bigml.errors import DataError
+from keras_bigml.errors import ConfigError, DataError
 from keras_bigml.evaluation.generative import (
     INCEPTION_FEATURES,
     FeatureStatistics,
@@ -89,6 +89,21 @@ def test_augmented_classifier_moves_training_images_only():
     moved = np.abs(augmentation(images, training=True).numpy() - images).mean(axis=(1, 2, 3))
     assert np.mean(moved > 1e-3) > 0.9
     np.testing.assert_array_equal(classifier.predict(images, verbose=0), classifier.predict(images, verbose=0))
+
+
+def test_vgg_classifier_stacks_normalized_convolutions_and_decays_its_rate_to_zero():
+    images, labels = next(iter(load_images("digits", labels=True, batch_size=64, shuffle=False)))
+    small = train_classifier(images.numpy(), labels.numpy(), epochs=1)
+    vgg = train_classifier(images.numpy(), labels.numpy(), epochs=2, batch_size=16, architecture="vgg")
+    assert [type(layer).__name__ for layer in small.layers].count("Conv2D") == 2
+    assert float(small.optimizer.learning_rate) == pytest.approx(1e-3)
+    kinds = [type(layer).__name__ for layer in vgg.layers]
+    assert kinds.count("Conv2D") == 4 and kinds.count("BatchNormalization") == 4
+    assert vgg.optimizer.iterations.numpy() == 8
+    assert float(vgg.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)
+    assert vgg.get_layer("features").output.shape == (None, 128)
+    with pytest.raises(ConfigError, match="Unknown classifier architecture 'resnet'"):
+        train_classifier(images.numpy(), labels.numpy(), architecture="resnet")
 
 
 def test_feature_sets_must_match():
