@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import layers
 
 from keras_bigml.errors import ConfigError
@@ -23,6 +24,38 @@ def check_image_shape(image_shape: Sequence[int], downsamplings: int) -> None:
         )
 
 
+@keras.saving.register_keras_serializable(package="keras_bigml")
+def swish(x):
+    """``x * sigmoid(x)`` (Keras's ``"swish"``), whose gradient is computed in float32 for bfloat16 ``x``.
+
+    TensorFlow differentiates ``tf.nn.silu`` with five element-wise bfloat16 ops,
+    which Eigen runs element by element: under ``mixed_bfloat16`` they cost the
+    VAE most of what its bfloat16 matmuls and convolutions gain (measured on an
+    AMD EPYC with AVX512_BF16: 1.11x the VAE's bfloat16 training speed with this
+    gradient). The same formula in float32 is vectorized; its result is cast
+    back. Float32 inputs take ``tf.nn.silu`` and its own gradient unchanged.
+
+    >>> x = tf.constant([-1.0, 0.0, 2.0], tf.bfloat16)
+    >>> with tf.GradientTape() as tape:
+    ...     tape.watch(x)
+    ...     y = swish(x)
+    >>> [float(v) for v in tape.gradient(y, x)]
+    [0.072265625, 0.5, 1.09375]
+    """
+    x = tf.convert_to_tensor(x)
+    return tf.nn.silu(x) if x.dtype in (tf.float32, tf.float64) else _swish_with_float32_gradient(x)
+
+
+@tf.custom_gradient
+def _swish_with_float32_gradient(x):
+    def gradient(upstream):
+        wide = tf.cast(x, tf.float32)
+        sigmoid = tf.sigmoid(wide)
+        return tf.cast(tf.cast(upstream, tf.float32) * sigmoid * (1.0 + wide * (1.0 - sigmoid)), x.dtype)
+
+    return tf.nn.silu(x), gradient
+
+
 def conv_encoder(image_shape: Sequence[int], filters: Sequence[int], hidden_units: int, output_units: int,
                  num_classes: int | None = None, name: str = "encoder") -> keras.Model:
     """Strided convolutions, then dense layers to ``output_units`` float32 outputs.
@@ -38,12 +71,12 @@ def conv_encoder(image_shape: Sequence[int], filters: Sequence[int], hidden_unit
     images = keras.Input(image_shape, name="images")
     x = images
     for width in filters:
-        x = layers.Conv2D(width, KERNEL, strides=2, padding="same", activation="swish")(x)
+        x = layers.Conv2D(width, KERNEL, strides=2, padding="same", activation=swish)(x)
     x = layers.Flatten()(x)
     inputs = [images]
     if num_classes:
         x = _condition_on_labels(x, inputs, num_classes)
-    x = layers.Dense(hidden_units, activation="swish")(x)
+    x = layers.Dense(hidden_units, activation=swish)(x)
     outputs = layers.Dense(output_units, dtype="float32")(x)
     return keras.Model(inputs if num_classes else images, outputs, name=name)
 
@@ -65,11 +98,11 @@ def deconv_decoder(latent_dim: int, image_shape: Sequence[int], filters: Sequenc
     height, width, channels = image_shape
     step = 2 ** len(filters)
     inputs, x = _latent_inputs(latent_dim, num_classes)
-    x = layers.Dense(hidden_units, activation="swish")(x)
-    x = layers.Dense((height // step) * (width // step) * filters[-1], activation="swish")(x)
+    x = layers.Dense(hidden_units, activation=swish)(x)
+    x = layers.Dense((height // step) * (width // step) * filters[-1], activation=swish)(x)
     x = layers.Reshape((height // step, width // step, filters[-1]))(x)
     for units in reversed(filters[:-1]):
-        x = layers.Conv2DTranspose(units, KERNEL, strides=2, padding="same", activation="swish")(x)
+        x = layers.Conv2DTranspose(units, KERNEL, strides=2, padding="same", activation=swish)(x)
     outputs = layers.Conv2DTranspose(output_channels or channels, KERNEL, strides=2, padding="same",
                                      dtype="float32")(x)
     return keras.Model(inputs if num_classes else inputs[0], outputs, name=name)
@@ -133,8 +166,8 @@ def pixelcnn_head(image_shape: Sequence[int], units: int, num_layers: int, name:
     features = keras.Input((height, width, units), name="features")
     x = layers.Add()([MaskedConv2D(units, 7, mask_type="A")(images), features])
     for _ in range(num_layers - 1):
-        x = layers.Add()([x, MaskedConv2D(units, KERNEL, mask_type="B")(layers.Activation("swish")(x))])
-    x = layers.Activation("swish")(x)
+        x = layers.Add()([x, MaskedConv2D(units, KERNEL, mask_type="B")(layers.Activation(swish)(x))])
+    x = layers.Activation(swish)(x)
     logits = layers.Conv2D(channels, 1, dtype="float32")(x)
     return keras.Model([images, features], logits, name=name)
 
