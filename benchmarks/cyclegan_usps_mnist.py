@@ -32,6 +32,7 @@ import tensorflow as tf
 from keras_bigml.callbacks import TimeLimit
 from keras_bigml.data import frame_digits, load_images, pair_unpaired
 from keras_bigml.evaluation import train_classifier
+from keras_bigml.evaluation.generative import CLASSIFIER_ARCHITECTURES
 from keras_bigml.generative import CycleGAN
 from keras_bigml.generative.schedules import LinearDecay
 from keras_bigml.plotting import save_image_grid
@@ -78,7 +79,7 @@ def main():
                         help="train the semantic teacher on USPS's training labels instead of on MNIST")
     parser.add_argument("--semantic-epochs", type=int, default=40,
                         help="epochs of the USPS teacher (the CLI's --semantic-epochs default)")
-    parser.add_argument("--semantic-architecture", choices=("small", "vgg"), default="small",
+    parser.add_argument("--semantic-architecture", choices=CLASSIFIER_ARCHITECTURES, default="small",
                         help="the USPS teacher's CNN (train_classifier's architecture)")
     parser.add_argument("--usps-input", choices=("framed", "resized"), default="framed",
                         help="how USPS digits become 28x28 for the CycleGAN")

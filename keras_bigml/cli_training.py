@@ -79,8 +79,8 @@ def add_train_commands(commands: argparse._SubParsersAction,
     cyclegan.add_argument("--semantic-labels", action="store_true",
                           help="train the semantic classifier on --data-a's labels first (CyCADA's teacher)")
     cyclegan.add_argument("--semantic-epochs", type=int, default=40, help="epochs of that classifier")
-    cyclegan.add_argument("--semantic-architecture", choices=("small", "vgg"), default="small",
-                          help="that classifier's CNN: small, or vgg (slower, more accurate)")
+    cyclegan.add_argument("--semantic-architecture", choices=("small", "vgg"),
+                          help="that classifier's CNN: small (the default), or vgg (slower, more accurate)")
     cyclegan.add_argument("--semantic-weight", type=float, default=1.0)
     cyclegan.add_argument("--decay-epochs", type=int,
                           help="final epochs over which the learning rate falls to zero (default: half)")

@@ -369,14 +369,17 @@ def test_train_cyclegan_with_a_semantic_classifier(tmp_path, capsys):
     assert main([*common, "--semantic-classifier", str(tmp_path / "none.keras"), "--out", str(tmp_path / "bad")]) == 1
     assert "No classifier file at" in capsys.readouterr().err
     # CyCADA's teacher trained on domain A's labels in the same command, frozen and saved with the model.
-    assert main([*common, "--semantic-labels", "--semantic-epochs", "1", "--semantic-architecture", "vgg",
-                 "--out", str(tmp_path / "taught")]) == 0
+    assert main([*common, "--semantic-labels", "--semantic-epochs", "1", "--out", str(tmp_path / "taught")]) == 0
     from keras_bigml.runs import load_run_model
 
     taught = load_run_model(tmp_path / "taught")
     assert taught.semantic_classifier is not None and not taught.semantic_classifier.trainable
     assert taught.semantic_classifier.output.shape[-1] == 10
-    assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in taught.semantic_classifier.layers)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in taught.semantic_classifier.layers)
+    assert main([*common, "--semantic-labels", "--semantic-epochs", "1", "--semantic-architecture", "vgg",
+                 "--out", str(tmp_path / "vgg")]) == 0
+    vgg = load_run_model(tmp_path / "vgg").semantic_classifier
+    assert not vgg.trainable and any(isinstance(layer, keras.layers.BatchNormalization) for layer in vgg.layers)
     assert json.load(open(tmp_path / "taught" / "history.json"))["semantic_loss"][0] > 0
     assert main([*common, "--semantic-labels", "--semantic-classifier", str(tmp_path / "digits.keras"),
                  "--out", str(tmp_path / "both")]) == 2

@@ -26,7 +26,7 @@ def check_image_shape(image_shape: Sequence[int], downsamplings: int) -> None:
 
 @keras.saving.register_keras_serializable(package="keras_bigml")
 def swish(x):
-    """``x * sigmoid(x)`` (Keras's ``"swish"``), whose gradient is computed in float32 for bfloat16 ``x``.
+    """``x * sigmoid(x)`` (Keras's ``"swish"``); for bfloat16 or float16 ``x`` its gradient is computed in float32.
 
     TensorFlow differentiates ``tf.nn.silu`` with five element-wise bfloat16 ops,
     which Eigen runs element by element: under ``mixed_bfloat16`` they cost the
@@ -34,7 +34,8 @@ def swish(x):
     with AVX512_BF16 it trained at 1.00-1.09x its float32 speed, and at 1.33x
     with this gradient (``benchmarks/throughput.py --models vae``). The same
     formula in float32 is vectorized; its result is cast back. Float32 inputs
-    take ``tf.nn.silu`` and its own gradient unchanged.
+    take ``tf.nn.silu`` and its own gradient unchanged, and symbolic inputs
+    (``keras.Input``) ``keras.ops.silu``.
 
     >>> x = tf.constant([-1.0, 0.0, 2.0], tf.bfloat16)
     >>> with tf.GradientTape() as tape:
@@ -43,6 +44,8 @@ def swish(x):
     >>> [float(v) for v in tape.gradient(y, x)]
     [0.072265625, 0.5, 1.09375]
     """
+    if isinstance(x, keras.KerasTensor):
+        return keras.ops.silu(x)
     x = tf.convert_to_tensor(x)
     return tf.nn.silu(x) if x.dtype in (tf.float32, tf.float64) else _swish_with_float32_gradient(x)
 
@@ -50,7 +53,10 @@ def swish(x):
 @tf.custom_gradient
 def _swish_with_float32_gradient(x):
     def gradient(upstream):
-        wide = tf.cast(x, tf.float32)
+        # As in TensorFlow's own swish gradient: wait for the upstream gradient, so the float32
+        # temporaries are made in the backward pass, not kept alive from the forward one.
+        with tf.control_dependencies([upstream]):
+            wide = tf.cast(x, tf.float32)
         sigmoid = tf.sigmoid(wide)
         return tf.cast(tf.cast(upstream, tf.float32) * sigmoid * (1.0 + wide * (1.0 - sigmoid)), x.dtype)
 

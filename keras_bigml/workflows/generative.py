@@ -183,7 +183,7 @@ def train_cyclegan(out_dir: str | os.PathLike, data_a: ImageSource, data_b: Imag
                    identity_weight: float | None = None, pool_size: int = 50,
                    semantic_classifier: "str | os.PathLike | keras.Model | None" = None,
                    semantic_labels: bool = False, semantic_weight: float = 1.0, semantic_epochs: int = 40,
-                   semantic_architecture: str = "small", decay_epochs: int | None = None,
+                   semantic_architecture: str | None = None, decay_epochs: int | None = None,
                    allow_unsafe: bool = False, resume: bool = False, overwrite: bool = False) -> TrainingResult:
     """Train a CycleGAN (`keras_bigml.generative.CycleGAN`) between two image sources into ``out_dir``.
 
@@ -194,8 +194,9 @@ def train_cyclegan(out_dir: str | os.PathLike, data_a: ImageSource, data_b: Imag
     here instead, as in CyCADA: a CNN fitted for ``semantic_epochs`` on
     domain A's own labels (``data_a`` must have them; its images are held in
     memory for that), with small random turns, shifts and zooms
-    (``train_classifier(augment=True, architecture=semantic_architecture)``: "small"
-    or the slower, more accurate "vgg"), then frozen and saved with the model.
+    (``train_classifier(augment=True, architecture=semantic_architecture)``: None for
+    its default "small" CNN, or the slower, more accurate "vgg"), then frozen and
+    saved with the model.
     """
     from keras_bigml.data import load_images, pair_unpaired, random_jitter
     from keras_bigml.evaluation.generative import CLASSIFIER_ARCHITECTURES
@@ -213,7 +214,11 @@ def train_cyclegan(out_dir: str | os.PathLike, data_a: ImageSource, data_b: Imag
     positive_number("semantic_weight", semantic_weight, allow_zero=True)
     positive_int("decay_epochs", decay_epochs, minimum=0, optional=True)
     positive_int("semantic_epochs", semantic_epochs)
-    one_of("semantic_architecture", semantic_architecture, CLASSIFIER_ARCHITECTURES)
+    if semantic_architecture is not None:
+        one_of("semantic_architecture", semantic_architecture, CLASSIFIER_ARCHITECTURES)
+        if not semantic_labels:
+            raise ConfigError("semantic_architecture is the CNN that semantic_labels trains: add semantic_labels "
+                              "(--semantic-labels), or leave the architecture out.")
     if semantic_labels and semantic_classifier:
         raise ConfigError("Pass either semantic_classifier (a saved teacher) or semantic_labels (train one on "
                           "domain A's labels), not both.")
@@ -519,7 +524,8 @@ def _domain_classifier(data: ImageSource, image_size, epochs, architecture, seed
     batches = list(labelled.as_numpy_iterator())
     images, labels = np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
     classifier = train_classifier(images, labels, num_classes=count_classes(labels), epochs=epochs,
-                                  seed=0 if seed is None else seed, augment=True, architecture=architecture)
+                                  seed=0 if seed is None else seed, augment=True,
+                                  architecture=architecture or "small")
     classifier.trainable = False
     return classifier
 

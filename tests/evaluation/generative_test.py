@@ -94,16 +94,22 @@ def test_augmented_classifier_moves_training_images_only():
 def test_vgg_classifier_stacks_normalized_convolutions_and_decays_its_rate_to_zero():
     images, labels = next(iter(load_images("digits", labels=True, batch_size=64, shuffle=False)))
     small = train_classifier(images.numpy(), labels.numpy(), epochs=1)
-    vgg = train_classifier(images.numpy(), labels.numpy(), epochs=2, batch_size=16, architecture="vgg")
-    assert [type(layer).__name__ for layer in small.layers].count("Conv2D") == 2
-    assert float(small.optimizer.learning_rate) == pytest.approx(1e-3)
+    assert [type(layer).__name__ for layer in small.layers] == [
+        "InputLayer", "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dropout", "Dense", "Dense"]
+    assert all(conv.use_bias and conv.activation is keras.activations.relu for conv in small.layers[1:4:2])
+    assert small.layers[6].rate == 0.3 and float(small.optimizer.learning_rate) == pytest.approx(1e-3)
+    vgg = train_classifier(images.numpy(), labels.numpy(), epochs=2, batch_size=24, architecture="vgg")
     kinds = [type(layer).__name__ for layer in vgg.layers]
     assert kinds.count("Conv2D") == 4 and kinds.count("BatchNormalization") == 4
-    assert vgg.optimizer.iterations.numpy() == 8
-    assert float(vgg.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)
+    # 64 images in batches of 24 are 3 steps an epoch: the rate falls to zero at the last of the 6 steps.
+    schedule = vgg.optimizer._learning_rate
+    assert vgg.optimizer.iterations.numpy() == 6
+    assert float(schedule(5)) > 0 and float(vgg.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)
     assert vgg.get_layer("features").output.shape == (None, 128)
     with pytest.raises(ConfigError, match="Unknown classifier architecture 'resnet'"):
         train_classifier(images.numpy(), labels.numpy(), architecture="resnet")
+    with pytest.raises(ConfigError, match="epochs must be a whole number of at least 1, got 0"):
+        train_classifier(images.numpy(), labels.numpy(), epochs=0, architecture="vgg")
 
 
 def test_feature_sets_must_match():

@@ -77,6 +77,17 @@ def test_a_resumed_run_keeps_the_precision_it_started_with(tmp_path, bfloat16_cp
     assert choice.to_dict() == started
 
 
+def test_a_teacher_architecture_needs_a_teacher_to_train(tmp_path):
+    from keras_bigml.workflows.generative import train_cyclegan
+
+    with pytest.raises(ConfigError, match="semantic_architecture is the CNN that semantic_labels trains"):
+        train_cyclegan(tmp_path / "run", DIGITS, DIGITS, options(), semantic_architecture="vgg")
+    with pytest.raises(ConfigError, match="Unknown semantic_architecture 'wide'"):
+        train_cyclegan(tmp_path / "run", DIGITS, DIGITS, options(), semantic_labels=True,
+                       semantic_architecture="wide")
+    assert not (tmp_path / "run").exists()
+
+
 def test_an_unknown_precision_is_one_clear_line(tmp_path):
     with pytest.raises(ConfigError, match="precision"):
         train_vae(tmp_path / "run", DIGITS, options(precision="bfloat16"), **TINY_VAE)
