@@ -31,8 +31,8 @@ def swish(x):
     TensorFlow differentiates ``tf.nn.silu`` with five element-wise bfloat16 ops,
     which Eigen runs element by element: under ``mixed_bfloat16`` they cost the
     VAE most of what its bfloat16 matmuls and convolutions gain: on an AMD EPYC
-    with AVX512_BF16 it trained at 1.00-1.09x its float32 speed, and at 1.33x
-    with this gradient (``benchmarks/throughput.py --models vae``). The same
+    with AVX512_BF16 it trained at 1.00-1.09x its float32 speed, and at 1.09-1.33x
+    with this gradient (``benchmarks/throughput.py --models vae``, two runs). The same
     formula in float32 is vectorized; its result is cast back. Float32 inputs
     take ``tf.nn.silu`` and its own gradient unchanged, and symbolic inputs
     (``keras.Input``) ``keras.ops.silu``.
