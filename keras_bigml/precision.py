@@ -20,7 +20,6 @@ bfloat16 only when it measured faster.
 
 import contextlib
 import dataclasses
-import gc
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
@@ -44,7 +43,7 @@ class PrecisionChoice:
     """The policy a run uses, the one sentence saying why, and the probe's seconds per step.
 
     ``measured`` maps each probed policy name to the seconds per training step
-    the probe returned; it is empty when nothing was probed.
+    of its fastest probe round; it is empty when nothing was probed.
     """
 
     policy: str
@@ -124,6 +123,7 @@ def choose_precision(
     probe: Callable[[str], float] | None = None,
     *,
     min_speedup: float = 1.05,
+    rounds: int = 3,
     cpuinfo: str | None = None,
     gpus: list | None = None,
 ) -> PrecisionChoice:
@@ -142,14 +142,21 @@ def choose_precision(
     probe : callable, optional
         ``probe(policy_name) -> seconds per training step``, called with the
         global Keras policy already set to ``policy_name`` (first
-        ``"float32"``, then ``"mixed_bfloat16"``); it should build the model,
-        warm it up and time a few steps (see :func:`fit_probe`). The global
-        policy in force before the call is restored afterwards, also when the
-        probe fails. A failure under ``mixed_bfloat16`` gives float32 (the
-        reason says what failed); one under float32 propagates.
+        ``"float32"``, then ``"mixed_bfloat16"``), ``rounds`` times for
+        each, the two interleaved; the first call for a policy should build
+        the model and warm it up, and every call time a few steps (see
+        :func:`fit_probe`). The global policy in force before the call is
+        restored afterwards, also when the probe fails. A failure under
+        ``mixed_bfloat16`` gives float32 (the reason says what failed); one
+        under float32 propagates.
     min_speedup : float
         How much faster bfloat16 must measure, so that timing noise does not
         decide.
+    rounds : int
+        How many timings of each policy to take. They alternate (float32
+        first in even rounds, bfloat16 first in odd ones), so a slow spell of
+        the machine hits both, and the fastest of each counts: noise on a
+        shared CPU only ever adds time.
     cpuinfo : str, optional
         ``/proc/cpuinfo`` text, for tests; by default the file is read.
     gpus : list of (int, int) or None, optional
@@ -172,6 +179,7 @@ def choose_precision(
         raise ConfigError(f"Unknown precision {kind!r}: use one of {', '.join(PRECISIONS)}.")
     if isinstance(min_speedup, bool) or not isinstance(min_speedup, (int, float)) or not min_speedup >= 1:
         raise ConfigError(f"min_speedup must be a number of at least 1, got {min_speedup!r}.")
+    positive_int("rounds", rounds)
     if kind != "auto":
         return PrecisionChoice(kind, _requested_reason(kind, cpuinfo, gpus))
     hardware, missing = _bfloat16_hardware(cpuinfo, gpus)
@@ -181,15 +189,19 @@ def choose_precision(
     if probe is None:
         return PrecisionChoice("float32", f"float32: {hardware} could speed up mixed_bfloat16, "
                                           "but no probe was given to confirm it for this model.")
-    measured = {}
-    with dtype_policy("float32"):
-        measured["float32"] = _seconds(probe("float32"), "float32")
-    try:
-        with dtype_policy("mixed_bfloat16"):
-            measured["mixed_bfloat16"] = _seconds(probe("mixed_bfloat16"), "mixed_bfloat16")
-    except Exception as error:  # any failure of the optional policy falls back to the safe one
-        return PrecisionChoice("float32", f"float32: mixed_bfloat16 failed in the probe on {hardware} "
-                                          f"({type(error).__name__}: {_first_line(error)}).", measured)
+    timings = {"float32": [], "mixed_bfloat16": []}
+    for round_index in range(rounds):
+        for policy in list(timings)[::-1 if round_index % 2 else 1]:
+            try:
+                with dtype_policy(policy):
+                    timings[policy].append(_seconds(probe(policy), policy))
+            except Exception as error:  # any failure of the optional policy falls back to the safe one
+                if policy == "float32":
+                    raise
+                measured = {name: min(seconds) for name, seconds in timings.items() if seconds}
+                return PrecisionChoice("float32", f"float32: mixed_bfloat16 failed in the probe on {hardware} "
+                                                  f"({type(error).__name__}: {_first_line(error)}).", measured)
+    measured = {policy: min(seconds) for policy, seconds in timings.items()}
     speedup = measured["float32"] / measured["mixed_bfloat16"]
     if speedup >= min_speedup:
         return PrecisionChoice("mixed_bfloat16", f"mixed_bfloat16: {speedup:.2f}x the speed of float32 "
@@ -198,18 +210,22 @@ def choose_precision(
                                       f"on this {hardware}, under the {min_speedup:.2f}x required.", measured)
 
 
-def fit_probe(build: Callable[[], "keras.Model"], element_spec: object, batch_size: int, steps: int = 8,
+def fit_probe(build: Callable[[], "keras.Model"], element_spec: object, batch_size: int, steps: int = 10,
               warmup_steps: int = 3, seed: int = 0) -> Callable[[str], float]:
     """A probe for :func:`choose_precision` that times ``fit`` on synthetic batches.
 
-    Each call builds a model with ``build()`` (a compiled Keras model, made
-    under the policy in force), fits ``warmup_steps`` steps (tracing), then
-    times ``steps`` more. The batches are random data of ``element_spec`` (the
-    training dataset's, images in [0, 1], integer labels 0), so probing reads
-    nothing from the real dataset and leaves its shuffling order as it was.
-    Building draws initial weights from the global random state: seed the run
-    after choosing (``keras.utils.set_random_seed``), so probing does not change
-    its results.
+    The first call for a policy builds a model with ``build()`` (a compiled
+    Keras model, made under the policy in force) and fits ``warmup_steps``
+    steps (tracing); every call then fits ``steps + 1`` executions (of the
+    model's ``steps_per_execution`` steps each) and returns the seconds per
+    step between the ends of the first and the last, so the cost of starting
+    ``fit`` is not counted. The models stay alive between calls
+    and are released with the probe. The batches are random data of
+    ``element_spec`` (the training dataset's, images in [0, 1], integer labels
+    0), so probing reads nothing from the real dataset and leaves its
+    shuffling order as it was. Building draws initial weights from the global
+    random state: seed the run after choosing (``keras.utils.set_random_seed``),
+    so probing does not change its results.
 
     Parameters
     ----------
@@ -241,21 +257,26 @@ def fit_probe(build: Callable[[], "keras.Model"], element_spec: object, batch_si
     """
     for name, value in (("batch_size", batch_size), ("steps", steps), ("warmup_steps", warmup_steps)):
         positive_int(name, value)
+    models = {}
 
     def probe(policy):
+        import keras
         import tensorflow as tf
 
-        batch = _synthetic_batch(element_spec, batch_size, seed)
-        data = tf.data.Dataset.from_tensors(batch).repeat()
-        model = build()
-        # shuffle=False: Keras warns that it cannot shuffle a dataset (one repeated batch here).
-        model.fit(data, steps_per_epoch=warmup_steps, epochs=1, verbose=0, shuffle=False)
-        start = time.perf_counter()
-        model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
-        seconds = (time.perf_counter() - start) / steps
-        del model
-        gc.collect()
-        return seconds
+        data = tf.data.Dataset.from_tensors(_synthetic_batch(element_spec, batch_size, seed)).repeat()
+        if policy not in models:
+            models[policy] = build()
+            # shuffle=False: Keras warns that it cannot shuffle a dataset (one repeated batch here).
+            models[policy].fit(data, steps_per_epoch=warmup_steps, epochs=1, verbose=0, shuffle=False)
+        # (last step index, time) at the end of each execution; the callback also makes Keras wait for each.
+        ends = []
+        clock = keras.callbacks.LambdaCallback(
+            on_train_batch_end=lambda step, logs: ends.append((step, time.perf_counter())))
+        per_execution = getattr(models[policy], "steps_per_execution", 1) or 1
+        models[policy].fit(data, steps_per_epoch=per_execution * (steps + 1), epochs=1, verbose=0, shuffle=False,
+                           callbacks=[clock])
+        (first_step, first_end), (last_step, last_end) = ends[0], ends[-1]
+        return (last_end - first_end) / (last_step - first_step)
 
     return probe
 

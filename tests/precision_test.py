@@ -42,17 +42,23 @@ Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics bf16 i8mm
 
 
 class FakeProbe:
-    """Seconds per step by policy; records each call and the global policy in force during it."""
+    """Seconds per step by policy (one value, or one per round); records each call and the global policy
+    in force during it. ``fail`` names policies that fail from their ``fail_from``-th call on (0: always)."""
 
-    def __init__(self, seconds, fail=()):
-        self.seconds, self.fail, self.calls = seconds, fail, []
+    def __init__(self, seconds, fail=(), fail_from=0):
+        self.seconds, self.fail, self.fail_from, self.calls = seconds, fail, fail_from, []
 
     def __call__(self, policy):
+        round_index = sum(called == policy for called, _ in self.calls)
         self.calls.append((policy, keras.mixed_precision.global_policy().name))
-        if policy in self.fail:
+        if policy in self.fail and round_index >= self.fail_from:
             message = "No bfloat16 kernel for Conv2DBackpropFilter\nmore"
             raise tf.errors.InvalidArgumentError(None, None, message)
-        return self.seconds[policy]
+        seconds = self.seconds[policy]
+        return seconds[round_index] if isinstance(seconds, list) else seconds
+
+
+INTERLEAVED = ["float32", "mixed_bfloat16", "mixed_bfloat16", "float32", "float32", "mixed_bfloat16"]
 
 
 @pytest.fixture(autouse=True)
@@ -95,7 +101,19 @@ def test_auto_keeps_bfloat16_when_the_probe_measures_it_faster():
         "mixed_bfloat16: 2.50x the speed of float32 measured on this CPU (AMX and AVX512_BF16).",
         {"float32": 0.10, "mixed_bfloat16": 0.04},
     )
-    assert [policy for policy, _ in probe.calls] == ["float32", "mixed_bfloat16"]
+    assert [policy for policy, _ in probe.calls] == INTERLEAVED
+
+
+def test_the_fastest_of_interleaved_rounds_counts():
+    # A slow spell during the second float32 round and the first bfloat16 one: the minimum sees through it.
+    probe = FakeProbe({"float32": [0.10, 0.25, 0.11], "mixed_bfloat16": [0.30, 0.08, 0.09]})
+    choice = choose_precision("auto", probe, cpuinfo=AMD_BF16, gpus=[])
+    assert choice.policy == "mixed_bfloat16" and choice.measured == {"float32": 0.10, "mixed_bfloat16": 0.08}
+    one_round = choose_precision("auto", FakeProbe(probe.seconds), rounds=1, cpuinfo=AMD_BF16, gpus=[])
+    assert one_round.policy == "float32" and one_round.measured == {"float32": 0.10, "mixed_bfloat16": 0.30}
+    five = FakeProbe({"float32": 0.1, "mixed_bfloat16": 0.2})
+    choose_precision("auto", five, rounds=5, cpuinfo=AMD_BF16, gpus=[])
+    assert [policy for policy, _ in five.calls] == INTERLEAVED + INTERLEAVED[2:]
 
 
 @pytest.mark.parametrize("bfloat16_seconds", [0.30, 0.098])  # slower; faster, but within noise (1.02x)
@@ -145,7 +163,7 @@ def test_probe_runs_under_each_policy_and_the_previous_policy_comes_back(previou
     keras.mixed_precision.set_global_policy(previous)
     probe = FakeProbe({"float32": 0.10, "mixed_bfloat16": 0.20})
     choose_precision("auto", probe, cpuinfo=INTEL_AMX, gpus=[])
-    assert probe.calls == [("float32", "float32"), ("mixed_bfloat16", "mixed_bfloat16")]
+    assert probe.calls == [(policy, policy) for policy in INTERLEAVED]
     assert keras.mixed_precision.global_policy().name == previous
 
 
@@ -158,6 +176,14 @@ def test_a_bfloat16_failure_in_the_probe_gives_float32_and_says_why():
                              "(InvalidArgumentError: No bfloat16 kernel for Conv2DBackpropFilter).")
     assert choice.measured == {"float32": 0.10}
     assert keras.mixed_precision.global_policy().name == "mixed_float16"
+
+
+def test_a_bfloat16_failure_in_a_later_round_keeps_what_was_measured():
+    probe = FakeProbe({"float32": [0.10, 0.09], "mixed_bfloat16": 0.05}, fail=("mixed_bfloat16",), fail_from=1)
+    choice = choose_precision("auto", probe, cpuinfo=AMD_BF16, gpus=[])
+    assert choice.policy == "float32" and "failed in the probe" in choice.reason
+    assert choice.measured == {"float32": 0.10, "mixed_bfloat16": 0.05}
+    assert [policy for policy, _ in probe.calls] == INTERLEAVED[:3]
 
 
 def test_a_float32_failure_propagates_and_the_policy_comes_back():
@@ -178,6 +204,8 @@ def test_bad_arguments_are_refused_in_one_sentence():
         choose_precision("bfloat16")
     with pytest.raises(ConfigError, match="min_speedup must be a number of at least 1, got 0.9"):
         choose_precision("auto", min_speedup=0.9)
+    with pytest.raises(ConfigError, match="rounds must be a whole number of at least 1, got 0"):
+        choose_precision("auto", rounds=0)
     with pytest.raises(ConfigError, match="steps must be a whole number of at least 1, got 0"):
         fit_probe(lambda: None, tf.TensorSpec((None, 2)), batch_size=4, steps=0)
 
@@ -216,6 +244,37 @@ def test_fit_probe_times_models_built_under_each_policy_on_synthetic_batches():
     assert built == ["float32", "mixed_bfloat16"]
     assert choice.policy == "float32" and sorted(choice.measured) == ["float32", "mixed_bfloat16"]
     assert all(0 < seconds < 60 for seconds in choice.measured.values())
+
+
+class SleepingModel(keras.Model):
+    """A model whose every training step sleeps ``seconds`` (through Python, so also under tf.function)."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+        self.dense = keras.layers.Dense(1)
+
+    def call(self, inputs):
+        return self.dense(inputs)
+
+    def train_step(self, data):
+        import time
+
+        tf.py_function(lambda: time.sleep(self.seconds), [], [])
+        return {"steps": tf.constant(1.0)}
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 3])
+def test_fit_probe_measures_seconds_per_step_without_the_start_of_fit(steps_per_execution):
+    def build():
+        model = SleepingModel(0.05)
+        model.compile(steps_per_execution=steps_per_execution)
+        return model
+
+    seconds = fit_probe(build, tf.TensorSpec((None, 2), tf.float32), batch_size=2, steps=2, warmup_steps=1)
+    # Counting executions as steps would give 0.15 s for 3 steps per execution; counting the start of fit
+    # (building the iterator and callbacks) would add to every value.
+    assert 0.05 <= seconds("float32") < 0.09
 
 
 def test_synthetic_batches_follow_the_spec():
