@@ -46,6 +46,8 @@ def add_train_commands(commands: argparse._SubParsersAction,
         gan.add_argument("--discriminator-steps", type=int, help="default: 5 for wgan-gp, else 1")
         gan.add_argument("--loss", choices=("bce", "lsgan", "hinge", "wgan-gp"), default=loss)
         gan.add_argument("--ema-decay", type=float, default=0.99, help="0 switches the average off")
+        gan.add_argument("--spectral-norm", action="store_true",
+                         help="spectral normalization of every kernel of the discriminator (SN-GAN)")
         if name == "cgan":
             gan.add_argument("--conditional-batch-norm", action="store_true",
                              help="a batch-normalization scale and offset per class in the generator")
@@ -151,7 +153,8 @@ def _train_gan(args):
 
     _print_training(args, train_gan(
         args.out, _images(args), _options(args), loss=args.loss, conditional=args.conditional,
-        num_classes=args.num_classes, conditional_batch_norm=args.conditional_batch_norm, latent_dim=args.latent_dim,
+        num_classes=args.num_classes, conditional_batch_norm=args.conditional_batch_norm,
+        spectral_norm=args.spectral_norm, latent_dim=args.latent_dim,
         generator_filters=args.generator_filters, discriminator_filters=args.discriminator_filters,
         discriminator_steps=args.discriminator_steps, ema_decay=args.ema_decay, resume=args.resume,
         overwrite=args.overwrite))

@@ -49,9 +49,9 @@ def test_conditional_training_counts_the_classes(tmp_path):
     given = tmp_path / "given"
     assert main(["train", "cgan", "--num-classes", "12", "--epochs", "1", "--limit", "32", "--latent-dim", "2",
                  "--generator-filters", "8", "--discriminator-filters", "8", "--conditional-batch-norm",
-                 "--out", str(given)]) == 0
-    assert load_run_model(str(given)).num_classes == 12
-    assert load_run_model(str(given)).conditional_batch_norm
+                 "--spectral-norm", "--out", str(given)]) == 0
+    given_model = load_run_model(str(given))
+    assert given_model.num_classes == 12 and given_model.conditional_batch_norm and given_model.spectral_norm
 
 
 @pytest.mark.large

@@ -42,6 +42,9 @@ class GAN(SavedSeedState, LatentGenerativeModel):
         the input. After 20 epochs of the CLI's cGAN on MNIST (seeds 0 and 1) it
         raised label agreement from 98.49% / 98.64% to 98.66% / 98.87% and moved
         the Frechet distance from 2.87x / 2.72x real-vs-real to 3.01x / 2.85x.
+    spectral_norm : bool
+        Spectral normalization (Miyato et al., 2018) of every kernel of the
+        default discriminator.
     discriminator_steps : int
         Discriminator updates per generator update (5 is usual for WGAN-GP).
     gradient_penalty_weight : float
@@ -82,6 +85,7 @@ class GAN(SavedSeedState, LatentGenerativeModel):
         discriminator_filters=(64, 128),
         num_classes=None,
         conditional_batch_norm=False,
+        spectral_norm=False,
         discriminator_steps=1,
         gradient_penalty_weight=10.0,
         ema_decay=0.99,
@@ -101,6 +105,7 @@ class GAN(SavedSeedState, LatentGenerativeModel):
         self.discriminator_filters = tuple(discriminator_filters)
         self.num_classes = num_classes
         self.conditional_batch_norm = bool(conditional_batch_norm)
+        self.spectral_norm = bool(spectral_norm)
         self.discriminator_steps = discriminator_steps
         self.gradient_penalty_weight = gradient_penalty_weight
         self.ema_decay = ema_decay
@@ -110,7 +115,7 @@ class GAN(SavedSeedState, LatentGenerativeModel):
             latent_dim, self.image_shape, self.generator_filters, num_classes, self.conditional_batch_norm
         )
         self.discriminator = discriminator or dcgan_discriminator(
-            self.image_shape, self.discriminator_filters, num_classes
+            self.image_shape, self.discriminator_filters, num_classes, self.spectral_norm
         )
         self.ema_weights, self.ema_statistics = [], []
         if ema_decay is not None:
@@ -257,6 +262,7 @@ class GAN(SavedSeedState, LatentGenerativeModel):
             discriminator_filters=list(self.discriminator_filters),
             num_classes=self.num_classes,
             conditional_batch_norm=self.conditional_batch_norm,
+            spectral_norm=self.spectral_norm,
             discriminator_steps=self.discriminator_steps,
             gradient_penalty_weight=self.gradient_penalty_weight,
             ema_decay=self.ema_decay,

@@ -155,6 +155,91 @@ class MaskedConv2D(layers.Conv2D):
         return config
 
 
+def spectrally_normalized(kernel: tf.Tensor, singular_vector: keras.Variable, training: bool) -> tf.Tensor:
+    """``kernel`` divided by an estimate of its largest singular value (Miyato et al., 2018).
+
+    The kernel is read as a matrix of ``kernel.shape[-1]`` columns. One power
+    iteration from ``singular_vector`` (a float32 ``(1, columns)`` weight)
+    refines the estimate; under ``training`` the refined vector is stored, so
+    the estimate follows the weights as they train. The vectors are held
+    constant in the gradient, which flows through the division as in the paper.
+    """
+    matrix = keras.ops.reshape(keras.ops.cast(kernel, "float32"), (-1, kernel.shape[-1]))
+    right = keras.ops.stop_gradient(_unit(keras.ops.matmul(singular_vector, keras.ops.transpose(matrix))))
+    left = keras.ops.stop_gradient(_unit(keras.ops.matmul(right, matrix)))
+    if training:
+        singular_vector.assign(left)
+    sigma = keras.ops.sum(keras.ops.matmul(right, matrix) * left)
+    return kernel / keras.ops.cast(sigma, kernel.dtype)
+
+
+def _unit(vector):
+    return vector / (keras.ops.norm(vector) + 1e-12)
+
+
+class _SpectralNorm:
+    """Adds the singular vector of :func:`spectrally_normalized` to a layer with a ``kernel``."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        columns = self.kernel.shape[-1]
+        self.singular_vector = self.add_weight(
+            shape=(1, columns), initializer=keras.initializers.RandomNormal(), trainable=False, autocast=False,
+            aggregation="mean", name="singular_vector")  # "mean": every replica computes the same vector
+
+    # Keras's Conv2D and Dense save their kernel and bias by position; the vector follows by name.
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        if self.built:
+            store["singular_vector"] = self.singular_vector.numpy()
+
+    def load_own_variables(self, store):
+        super().load_own_variables(store)
+        self.singular_vector.assign(store["singular_vector"])
+
+
+@keras.saving.register_keras_serializable(package="keras_bigml")
+class SpectralConv2D(_SpectralNorm, layers.Conv2D):
+    """`keras.layers.Conv2D` whose kernel is spectrally normalized in every call.
+
+    Unlike `keras.layers.SpectralNormalization`, which overwrites the trained
+    kernel with the normalized one, the trained weights stay as they are and the
+    division is part of the model, as in SN-GAN. Channels-last only.
+
+    >>> wide = keras.initializers.RandomNormal(stddev=1.0, seed=0)
+    >>> layer = SpectralConv2D(4, 3, padding="same", kernel_initializer=wide)
+    >>> images = tf.random.normal((2, 8, 8, 3), seed=0)
+    >>> for _ in range(30):  # power iterations converge in training
+    ...     _ = layer(images, training=True)
+    >>> matrix = layer.kernel.numpy().reshape(-1, 4)
+    >>> normalized = spectrally_normalized(layer.kernel, layer.singular_vector, False).numpy().reshape(-1, 4)
+    >>> round(float(np.linalg.norm(normalized, 2)), 3), bool(np.linalg.norm(matrix, 2) > 2)
+    (1.0, True)
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.data_format != "channels_last":
+            raise ConfigError(f"SpectralConv2D takes channels-last images, got data_format={self.data_format!r}.")
+
+    def call(self, inputs, training=False):
+        outputs = self.convolution_op(inputs, spectrally_normalized(self.kernel, self.singular_vector, training))
+        if self.use_bias:
+            outputs = outputs + self.bias
+        return self.activation(outputs)
+
+
+@keras.saving.register_keras_serializable(package="keras_bigml")
+class SpectralDense(_SpectralNorm, layers.Dense):
+    """`keras.layers.Dense` whose kernel is spectrally normalized in every call (see `SpectralConv2D`)."""
+
+    def call(self, inputs, training=False):
+        outputs = keras.ops.matmul(inputs, spectrally_normalized(self.kernel, self.singular_vector, training))
+        if self.use_bias:
+            outputs = outputs + self.bias
+        return self.activation(outputs)
+
+
 def pixelcnn_head(image_shape: Sequence[int], units: int, num_layers: int, name: str = "pixel_head") -> keras.Model:
     """An autoregressive likelihood head: Bernoulli logits of each pixel from the pixels before
     it and a decoder's features at it (the decoder of PixelVAE, Gulrajani et al., 2017).
@@ -248,13 +333,14 @@ def _batch_norm(x, classes=None):
 
 
 def dcgan_discriminator(image_shape: Sequence[int], filters: Sequence[int] = (64, 128), num_classes: int | None = None,
-                        name: str = "discriminator") -> keras.Model:
+                        spectral_norm: bool = False, name: str = "discriminator") -> keras.Model:
     """DCGAN discriminator (critic): stride-2 convolutions with leaky ReLU, one float32 logit.
 
     No batch normalization, so it also serves as a WGAN-GP critic (the penalty is
     per example). With ``num_classes`` it takes ``[images, labels]`` and adds a
     projection term <embed(label), features> (Miyato & Koyama, 2018), which makes
-    the generator respect the requested class.
+    the generator respect the requested class. ``spectral_norm`` divides every
+    kernel, the label embedding's too, by its largest singular value (SN-GAN).
 
     >>> discriminator = dcgan_discriminator((28, 28, 1), (16, 32), num_classes=10)
     >>> discriminator.output.shape
@@ -263,17 +349,18 @@ def dcgan_discriminator(image_shape: Sequence[int], filters: Sequence[int] = (64
     check_image_shape(image_shape, len(filters))
     images = keras.Input(image_shape, name="images")
     x = images
+    convolution, dense = (SpectralConv2D, SpectralDense) if spectral_norm else (layers.Conv2D, layers.Dense)
     for units in filters:
-        x = layers.Conv2D(units, 4, strides=2, padding="same")(x)
+        x = convolution(units, 4, strides=2, padding="same")(x)
         x = layers.LeakyReLU(0.2)(x)
     features = layers.Flatten()(x)
-    logits = layers.Dense(1, dtype="float32")(features)
+    logits = dense(1, dtype="float32")(features)
     if not num_classes:
         return keras.Model(images, logits, name=name)
     labels = keras.Input((), dtype="int32", name="labels")
     # A bias-free Dense on the one-hot label is an embedding with dense gradients
     # (sparse ones cannot be all-gathered when replicas differ in row count).
-    embedded = layers.Dense(features.shape[-1], use_bias=False)(one_hot(labels, num_classes, features.dtype))
+    embedded = dense(features.shape[-1], use_bias=False)(one_hot(labels, num_classes, features.dtype))
     projection = layers.Dot(axes=1, dtype="float32")([embedded, features])
     logits = layers.Add(dtype="float32")([logits, projection])
     return keras.Model([images, labels], logits, name=name)

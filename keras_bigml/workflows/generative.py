@@ -133,7 +133,7 @@ def train_vae(out_dir: str | os.PathLike, data: ImageSource, options: TrainingOp
 
 def train_gan(out_dir: str | os.PathLike, data: ImageSource, options: TrainingOptions, *, loss: str = "bce",
               conditional: bool = False, num_classes: int | None = None, conditional_batch_norm: bool = False,
-              latent_dim: int = 64, generator_filters: Sequence[int] = (128, 64),
+              spectral_norm: bool = False, latent_dim: int = 64, generator_filters: Sequence[int] = (128, 64),
               discriminator_filters: Sequence[int] = (64, 128), discriminator_steps: int | None = None,
               ema_decay: float | None = 0.99, resume: bool = False, overwrite: bool = False) -> TrainingResult:
     """Train a DCGAN, conditional GAN or WGAN-GP (`keras_bigml.generative.GAN`) into ``out_dir``.
@@ -142,7 +142,8 @@ def train_gan(out_dir: str | os.PathLike, data: ImageSource, options: TrainingOp
     learning rate to 1e-4 (WGAN-GP, Adam betas 0 and 0.9) or 2e-4 (Adam beta_1 0.5).
     ``ema_decay`` 0 or None switches the generator's moving average off;
     ``conditional_batch_norm`` gives a conditional generator's batch
-    normalizations a scale and offset per class.
+    normalizations a scale and offset per class; ``spectral_norm`` divides
+    every kernel of the discriminator by its largest singular value.
     """
     one_of("GAN loss", loss, GAN_LOSSES)
     positive_int("latent_dim", latent_dim)
@@ -153,7 +154,8 @@ def train_gan(out_dir: str | os.PathLike, data: ImageSource, options: TrainingOp
     if ema_decay:
         fraction("ema_decay", ema_decay)
     settings = {"loss": loss, "conditional": conditional, "num_classes": num_classes,
-                "conditional_batch_norm": conditional_batch_norm, "latent_dim": latent_dim,
+                "conditional_batch_norm": conditional_batch_norm, "spectral_norm": spectral_norm,
+                "latent_dim": latent_dim,
                 "generator_filters": generator_filters, "discriminator_filters": discriminator_filters,
                 "discriminator_steps": discriminator_steps, "ema_decay": ema_decay or None}
     dataset, image_shape, classes = _training_images(data, options, conditional, num_classes)
@@ -167,7 +169,8 @@ def train_gan(out_dir: str | os.PathLike, data: ImageSource, options: TrainingOp
 
         gan = GAN(image_shape=image_shape, latent_dim=latent_dim, generator_filters=generator_filters,
                   discriminator_filters=discriminator_filters, num_classes=classes,
-                  conditional_batch_norm=conditional_batch_norm, discriminator_steps=discriminator_steps,
+                  conditional_batch_norm=conditional_batch_norm, spectral_norm=spectral_norm,
+                  discriminator_steps=discriminator_steps,
                   ema_decay=ema_decay or None, seed=options.seed)
         gan.compile(d_optimizer=keras.optimizers.Adam(learning_rate, *betas),
                     g_optimizer=keras.optimizers.Adam(learning_rate, *betas), loss=loss)

@@ -140,6 +140,24 @@ def test_conditional_batch_norm_round_trips_and_files_saved_before_it_load_witho
     assert not GAN.from_config(config).conditional_batch_norm
 
 
+def test_spectral_norm_round_trips_and_files_saved_before_it_load_without_it(tmp_path):
+    from keras_bigml.generative.networks import SpectralConv2D
+
+    gan = GAN(**TINY, num_classes=3, spectral_norm=True, seed=0)
+    gan.compile()
+    assert any(isinstance(layer, SpectralConv2D) for layer in gan.discriminator.layers)
+    assert not any(isinstance(layer, SpectralConv2D) for layer in GAN(**TINY).discriminator.layers)
+    gan.save(tmp_path / "sn.keras")
+    loaded = keras.saving.load_model(tmp_path / "sn.keras")
+    images = np.random.default_rng(0).random((2, 8, 8, 1)).astype("float32")
+    assert loaded.spectral_norm
+    np.testing.assert_array_equal(loaded.discriminator([images, np.array([0, 2])]),
+                                  gan.discriminator([images, np.array([0, 2])]))
+    config = gan.get_config()
+    del config["spectral_norm"]  # as written before the option existed
+    assert not GAN.from_config(config).spectral_norm
+
+
 def test_seeded_noise_is_reproducible():
     first, second = GAN(**TINY, seed=3), GAN(**TINY, seed=3)
     second.set_weights(first.get_weights())

@@ -3,10 +3,13 @@ import pytest
 
 from keras_bigml.generative.networks import (
     MaskedConv2D,
+    SpectralConv2D,
+    SpectralDense,
     check_image_shape,
     conv_encoder,
     deconv_decoder,
     pixelcnn_head,
+    spectrally_normalized,
     swish,
 )
 
@@ -180,3 +183,73 @@ def test_masked_convolution_saves_its_mask_type(tmp_path):
 def test_masked_convolution_names_bad_settings(options, message):
     with pytest.raises(ValueError, match=message):
         MaskedConv2D(**{"filters": 2, "kernel_size": 3, **options})
+
+
+def converged(layer, inputs, iterations=50):
+    for _ in range(iterations):
+        layer(inputs, training=True)
+    return layer
+
+
+@pytest.mark.parametrize("layer, inputs", [
+    (lambda: SpectralConv2D(3, 3, padding="same"), np.ones((2, 6, 6, 2), "float32")),
+    (lambda: SpectralDense(4), np.ones((2, 5), "float32")),
+])
+def test_spectral_layers_divide_by_the_largest_singular_value_and_leave_the_trained_kernel_alone(layer, inputs):
+    import keras
+
+    layer = layer()
+    layer(inputs)
+    layer.kernel.assign(3.0 * layer.kernel.numpy())
+    kernel = layer.kernel.numpy()
+    vector = converged(layer, inputs).singular_vector.numpy()
+    np.testing.assert_array_equal(layer.kernel.numpy(), kernel)  # keras.layers.SpectralNormalization rewrites it
+    matrix = kernel.reshape(-1, kernel.shape[-1])
+    largest = np.linalg.norm(matrix, 2)
+    assert largest > 1.5
+    normalized = spectrally_normalized(layer.kernel, layer.singular_vector, False).numpy()
+    np.testing.assert_allclose(normalized, kernel / largest, rtol=1e-4)
+    layer(inputs, training=False)
+    np.testing.assert_array_equal(layer.singular_vector.numpy(), vector)  # inference leaves the vector
+    plain = (keras.layers.Conv2D(3, 3, padding="same") if isinstance(layer, SpectralConv2D)
+             else keras.layers.Dense(4))
+    plain(inputs)
+    plain.set_weights([normalized, layer.bias.numpy()])
+    np.testing.assert_allclose(layer(inputs), plain(inputs), rtol=1e-5, atol=1e-6)
+
+
+def test_spectral_gradient_flows_through_the_division():
+    import tensorflow as tf
+
+    layer = converged(SpectralDense(3, use_bias=False), np.ones((1, 4), "float32"))
+    inputs = np.random.default_rng(0).standard_normal((8, 4)).astype("float32")
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.sin(layer(inputs, training=False)))
+    gradient = tape.gradient(loss, layer.kernel).numpy()
+    # The output does not change when the kernel is scaled, so the gradient is orthogonal to it
+    # (Euler); with the singular value held constant it would not be.
+    assert abs(np.sum(gradient * layer.kernel.numpy())) < 1e-4 * np.linalg.norm(gradient)
+    assert np.linalg.norm(gradient) > 1e-3
+
+
+def test_spectral_layers_round_trip_and_keep_float32_vectors_under_mixed_precision(tmp_path, mixed_bfloat16):
+    import keras
+
+    from keras_bigml.generative.networks import dcgan_discriminator
+
+    critic = dcgan_discriminator((8, 8, 1), (8, 16), num_classes=3, spectral_norm=True)
+    normalized = [layer for layer in critic.layers if isinstance(layer, (SpectralConv2D, SpectralDense))]
+    assert len(normalized) == 4  # two convolutions, the logit and the label embedding
+    assert not any(type(layer) in (keras.layers.Conv2D, keras.layers.Dense) for layer in critic.layers)
+    assert all(layer.singular_vector.dtype == "float32" for layer in normalized)
+    inputs = [np.random.default_rng(0).random((2, 8, 8, 1)).astype("float32"), np.array([0, 2])]
+    critic(inputs, training=True)
+    assert critic.output.dtype == "float32"
+    critic.save(tmp_path / "critic.keras")
+    loaded = keras.saving.load_model(tmp_path / "critic.keras")
+    np.testing.assert_array_equal(loaded.predict(inputs, verbose=0), critic.predict(inputs, verbose=0))
+
+
+def test_spectral_convolution_refuses_channels_first():
+    with pytest.raises(ValueError, match="SpectralConv2D takes channels-last images"):
+        SpectralConv2D(2, 3, data_format="channels_first")
