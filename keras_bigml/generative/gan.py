@@ -44,7 +44,11 @@ class GAN(SavedSeedState, LatentGenerativeModel):
         the Frechet distance from 2.87x / 2.72x real-vs-real to 3.01x / 2.85x.
     spectral_norm : bool
         Spectral normalization (Miyato et al., 2018) of every kernel of the
-        default discriminator.
+        default discriminator. After 20 epochs of the CLI's cGAN on MNIST
+        (seeds 0-2) it moved the Frechet distance from 2.87x / 2.72x / 2.62x
+        real-vs-real to 2.41x / 2.71x / 2.62x and label agreement from
+        98.49% / 98.64% / 98.63% to 98.47% / 98.27% / 98.10%; the unconditional
+        GAN's distance (seed 0) from 21.0x to 16.5x.
     discriminator_steps : int
         Discriminator updates per generator update (5 is usual for WGAN-GP).
     gradient_penalty_weight : float
