@@ -165,16 +165,12 @@ def spectrally_normalized(kernel: tf.Tensor, singular_vector: keras.Variable, tr
     constant in the gradient, which flows through the division as in the paper.
     """
     matrix = keras.ops.reshape(keras.ops.cast(kernel, "float32"), (-1, kernel.shape[-1]))
-    right = keras.ops.stop_gradient(_unit(keras.ops.matmul(singular_vector, keras.ops.transpose(matrix))))
-    left = keras.ops.stop_gradient(_unit(keras.ops.matmul(right, matrix)))
+    right = keras.ops.stop_gradient(keras.ops.normalize(keras.ops.matmul(singular_vector, keras.ops.transpose(matrix))))
+    left = keras.ops.stop_gradient(keras.ops.normalize(keras.ops.matmul(right, matrix)))
     if training:
         singular_vector.assign(left)
     sigma = keras.ops.sum(keras.ops.matmul(right, matrix) * left)
     return kernel / keras.ops.cast(sigma, kernel.dtype)
-
-
-def _unit(vector):
-    return vector / (keras.ops.norm(vector) + 1e-12)
 
 
 class _SpectralNorm:
