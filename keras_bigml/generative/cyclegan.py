@@ -11,7 +11,7 @@ from keras_bigml.errors import ConfigError, DataError
 from keras_bigml.generative import losses
 from keras_bigml.generative.base import ServingFunctions, TranslationModel
 from keras_bigml.generative.image_pool import ImagePool
-from keras_bigml.generative.optimizers import network_optimizer
+from keras_bigml.generative.optimizers import FusedAdam, network_optimizer
 from keras_bigml.generative.sampling import check_image_batch
 from keras_bigml.generative.translation_networks import (
     patchgan_discriminator,
@@ -185,7 +185,7 @@ class CycleGAN(TranslationModel):
         }
         self.optimizers = {}
         for name, identifier in given.items():
-            default = lambda: keras.optimizers.Adam(learning_rate, beta_1=0.5)
+            default = lambda: FusedAdam(learning_rate, beta_1=0.5)
             optimizer = network_optimizer(identifier, default, self.dtype_policy)
             if any(optimizer is other for other in self.optimizers.values()):
                 raise ConfigError("Give each of the four networks an optimizer of its own, not one shared.")

@@ -12,7 +12,7 @@ from keras_bigml.errors import ConfigError
 from keras_bigml.generative import losses
 from keras_bigml.generative.base import LatentGenerativeModel, ServingFunctions
 from keras_bigml.generative.networks import dcgan_discriminator, dcgan_generator
-from keras_bigml.generative.optimizers import network_optimizer
+from keras_bigml.generative.optimizers import FusedAdam, network_optimizer
 from keras_bigml.generative.sampling import prior_inputs, unpack_batch
 from keras_bigml.generative.seeding import SEED_STATE_KEY, SavedSeedState
 
@@ -177,8 +177,8 @@ class GAN(SavedSeedState, LatentGenerativeModel):
         super().compile(optimizer=None, **kwargs)
         self.loss_kind = loss
         default = (
-            (lambda: keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9)) if loss == "wgan-gp"
-            else (lambda: keras.optimizers.Adam(2e-4, beta_1=0.5))
+            (lambda: FusedAdam(1e-4, beta_1=0.0, beta_2=0.9)) if loss == "wgan-gp"
+            else (lambda: FusedAdam(2e-4, beta_1=0.5))
         )
         self.d_optimizer = network_optimizer(d_optimizer, default, self.dtype_policy)
         self.g_optimizer = network_optimizer(g_optimizer, default, self.dtype_policy)

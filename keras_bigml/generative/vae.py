@@ -13,6 +13,7 @@ from keras_bigml.errors import ConfigError
 from keras_bigml.generative import losses
 from keras_bigml.generative.base import LatentGenerativeModel, ServingFunctions
 from keras_bigml.generative.networks import conv_encoder, deconv_decoder, pixelcnn_head
+from keras_bigml.generative.optimizers import resolve_optimizer
 from keras_bigml.generative.sampling import prior_inputs, unpack_batch
 from keras_bigml.generative.seeding import SavedSeedState
 
@@ -141,11 +142,12 @@ class VAE(SavedSeedState, LatentGenerativeModel):
     def compile(self, optimizer: keras.optimizers.Optimizer | str = "rmsprop", **kwargs: Any) -> None:
         """`keras.Model.compile`, then the optimizer's slots for every weight.
 
-        Built here rather than inside the first ``train_step``, so that ``fit``
-        traces the step once instead of twice (Keras builds an unbuilt optimizer
-        in a throwaway trace).
+        ``optimizer="adam"`` gives a `FusedAdam` (Keras's Adam in one kernel per
+        weight). The slots are built here rather than inside the first
+        ``train_step``, so that ``fit`` traces the step once instead of twice
+        (Keras builds an unbuilt optimizer in a throwaway trace).
         """
-        super().compile(optimizer=optimizer, **kwargs)
+        super().compile(optimizer=resolve_optimizer(optimizer), **kwargs)
         self.optimizer.build(self.trainable_variables)
 
     def compile_from_config(self, config: dict) -> None:

@@ -118,14 +118,13 @@ def train_vae(out_dir: str | os.PathLike, data: ImageSource, options: TrainingOp
     dataset, image_shape, classes = _training_images(data, options, conditional, num_classes, binarize)
 
     def build():
-        import keras
-
         from keras_bigml.generative import VAE
+        from keras_bigml.generative.optimizers import FusedAdam
 
         vae = VAE(image_shape=image_shape, latent_dim=latent_dim, filters=filters, hidden_units=hidden_units,
                   likelihood=likelihood, beta=beta, importance_samples=importance_samples,
                   pixelcnn_layers=pixelcnn_layers, num_classes=classes, seed=options.seed)
-        vae.compile(optimizer=keras.optimizers.Adam(options.learning_rate or 1e-3))
+        vae.compile(optimizer=FusedAdam(options.learning_rate or 1e-3))
         return vae
 
     return _fit_run(build, dataset, out_dir, options, {"data": data, **settings}, resume, overwrite)
@@ -163,17 +162,16 @@ def train_gan(out_dir: str | os.PathLike, data: ImageSource, options: TrainingOp
     betas = (0.0, 0.9) if loss == "wgan-gp" else (0.5, 0.999)
 
     def build():
-        import keras
-
         from keras_bigml.generative import GAN
+        from keras_bigml.generative.optimizers import FusedAdam
 
         gan = GAN(image_shape=image_shape, latent_dim=latent_dim, generator_filters=generator_filters,
                   discriminator_filters=discriminator_filters, num_classes=classes,
                   conditional_batch_norm=conditional_batch_norm, spectral_norm=spectral_norm,
                   discriminator_steps=discriminator_steps,
                   ema_decay=ema_decay or None, seed=options.seed)
-        gan.compile(d_optimizer=keras.optimizers.Adam(learning_rate, *betas),
-                    g_optimizer=keras.optimizers.Adam(learning_rate, *betas), loss=loss)
+        gan.compile(d_optimizer=FusedAdam(learning_rate, *betas), g_optimizer=FusedAdam(learning_rate, *betas),
+                    loss=loss)
         return gan
 
     return _fit_run(build, dataset, out_dir, options, {"data": data, **settings}, resume, overwrite)
