@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
+from keras_bigml.distribute import get_strategy
 from keras_bigml.generative.networks import (
+    FusedBatchNormalization,
     MaskedConv2D,
     SpectralConv2D,
     SpectralDense,
@@ -115,7 +117,92 @@ def test_dcgan_critic_has_no_batch_norm_and_generator_syncs_it():
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in critic.layers)
     layers = dcgan_generator(4, (8, 8, 1), (8,)).layers
     norms = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
-    assert norms and all(layer.synchronized for layer in norms)
+    assert norms and all(layer.synchronized and isinstance(layer, FusedBatchNormalization) for layer in norms)
+
+
+def _normalize_with_gradients(layer, x, training=True):
+    """The layer's output on ``x`` and the gradients of a weighted sum of it by ``x`` and the weights."""
+    import tensorflow as tf
+
+    x = tf.constant(x)
+    weights = tf.constant(np.random.default_rng(5).normal(size=x.shape), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        outputs = layer(x, training=training)
+        objective = tf.reduce_sum(tf.cast(outputs, tf.float32) * weights)
+    gradients = tape.gradient(objective, [x, *layer.trainable_weights])
+    return outputs.numpy(), [gradient.numpy() for gradient in gradients]
+
+
+@pytest.mark.parametrize("shape", [(16, 6), (4, 5, 3, 6)])
+@pytest.mark.parametrize("options", [{"synchronized": True}, {"center": False, "scale": False, "momentum": 0.5}])
+def test_fused_batch_norm_matches_keras_in_training_and_inference(shape, options):
+    import keras
+
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=shape).astype("float32")
+    fused, plain = FusedBatchNormalization(**options), keras.layers.BatchNormalization(**options)
+    for layer in (fused, plain):
+        layer.build(shape)
+        if layer.scale:  # weights away from 1 and 0, so that a dropped scale or offset shows
+            layer.gamma.assign(np.linspace(0.5, 2.0, shape[-1]))
+            layer.beta.assign(np.linspace(-1.0, 1.0, shape[-1]))
+    for step in range(3):
+        batch = x * (step + 1)
+        (fused_out, fused_grads), (plain_out, plain_grads) = (
+            _normalize_with_gradients(layer, batch) for layer in (fused, plain))
+        np.testing.assert_allclose(fused_out, plain_out, rtol=1e-4, atol=1e-4)
+        for fused_grad, plain_grad in zip(fused_grads, plain_grads, strict=True):
+            np.testing.assert_allclose(fused_grad, plain_grad, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(fused.moving_mean.numpy(), plain.moving_mean.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(fused.moving_variance.numpy(), plain.moving_variance.numpy(), rtol=1e-4)
+    assert np.abs(fused.moving_variance.numpy() - 1.0).min() > 0.1  # the averages moved
+    (fused_out, fused_grads), (plain_out, plain_grads) = (
+        _normalize_with_gradients(layer, x, training=False) for layer in (fused, plain))
+    np.testing.assert_allclose(fused_out, plain_out, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(fused_grads[0], plain_grads[0], rtol=1e-4, atol=1e-5)
+
+
+def test_fused_batch_norm_under_mixed_precision_keeps_the_dtypes(mixed_bfloat16):
+    import keras
+
+    x = np.random.default_rng(1).normal(size=(32, 4, 4, 8)).astype("float32")
+    fused, plain = FusedBatchNormalization(), keras.layers.BatchNormalization()
+    (fused_out, fused_grads), (plain_out, plain_grads) = (
+        _normalize_with_gradients(layer, x) for layer in (fused, plain))
+    assert fused_out.dtype == plain_out.dtype and str(fused_out.dtype) == "bfloat16"
+    assert fused.moving_mean.dtype == "float32" and fused.gamma.dtype == "float32"
+    np.testing.assert_allclose(fused_out.astype("float32"), plain_out.astype("float32"), atol=0.05)
+    for fused_grad, plain_grad in zip(fused_grads[1:], plain_grads[1:]):  # gamma and beta, float32
+        np.testing.assert_allclose(fused_grad, plain_grad, rtol=0.02, atol=0.05)
+
+
+def test_synchronized_fused_batch_norm_takes_global_statistics_on_two_replicas(cpu_devices):
+    import tensorflow as tf
+
+    x = np.random.default_rng(2).normal(size=(8, 3)).astype("float32")
+    x[4:] += 5.0  # the replicas' halves differ: local statistics would give other outputs
+    strategy = get_strategy("mirrored", cpu_devices)  # one per process: the tests share it
+    with strategy.scope():
+        layer = FusedBatchNormalization(synchronized=True)
+        layer.build(x.shape)
+    halves = strategy.experimental_distribute_values_from_function(
+        lambda context: tf.constant(np.split(x, 2)[context.replica_id_in_sync_group]))
+    outputs = strategy.run(tf.function(lambda batch: layer(batch, training=True)), args=(halves,))
+    together = np.concatenate([tensor.numpy() for tensor in strategy.experimental_local_results(outputs)])
+    single = FusedBatchNormalization(synchronized=True)
+    np.testing.assert_allclose(together, single(x, training=True).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_fused_batch_norm_round_trips(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), FusedBatchNormalization(momentum=0.9, synchronized=True)])
+    model(np.random.default_rng(3).normal(size=(8, 4)).astype("float32"), training=True)
+    model.save(tmp_path / "bn.keras")
+    loaded = keras.saving.load_model(tmp_path / "bn.keras")
+    layer = loaded.layers[0]
+    assert type(layer) is FusedBatchNormalization and layer.momentum == 0.9 and layer.synchronized
+    np.testing.assert_array_equal(layer.moving_mean.numpy(), model.layers[0].moving_mean.numpy())
 
 
 def test_projection_discriminator_scores_depend_on_the_label():

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_bigml.distribute import get_strategy
 from keras_bigml.generative.optimizers import FusedAdam, network_optimizer, resolve_optimizer
 
 
@@ -89,7 +90,7 @@ def test_two_replicas_update_like_one(cpu_devices):
     rng = np.random.default_rng(2)
     initial = rng.normal(size=(8, 4)).astype("float32")
     per_replica = [rng.normal(size=(8, 4)).astype("float32") for _ in range(2)]
-    strategy = tf.distribute.MirroredStrategy(cpu_devices)
+    strategy = get_strategy("mirrored", cpu_devices)  # one per process: the tests share it
     with strategy.scope():
         variable = keras.Variable(initial)
         optimizer = FusedAdam(0.01)
