@@ -215,11 +215,12 @@ def fit_probe(build: Callable[[], "keras.Model"], element_spec: object, batch_si
     """A probe for :func:`choose_precision` that times ``fit`` on synthetic batches.
 
     The first call for a policy builds a model with ``build()`` (a compiled
-    Keras model, made under the policy in force) and fits ``warmup_steps``
-    steps (tracing); every call then fits ``steps + 1`` executions (of the
-    model's ``steps_per_execution`` steps each) and returns the seconds per
-    step between the ends of the first and the last, so the cost of starting
-    ``fit`` is not counted. The models stay alive between calls
+    Keras model, made under the policy in force) and fits at least
+    ``warmup_steps`` steps (tracing); every call then times at least ``steps``
+    steps and returns the seconds per step between the end of a first
+    execution and the end of the last (the model's ``steps_per_execution``
+    steps each; whole executions, so that a model that chooses its number per
+    call keeps it), so the cost of starting ``fit`` is not counted. The models stay alive between calls
     and are released with the probe. The batches are random data of
     ``element_spec`` (the training dataset's, images in [0, 1], integer labels
     0), so probing reads nothing from the real dataset and leaves its
@@ -267,18 +268,25 @@ def fit_probe(build: Callable[[], "keras.Model"], element_spec: object, batch_si
         if policy not in models:
             models[policy] = build()
             # shuffle=False: Keras warns that it cannot shuffle a dataset (one repeated batch here).
-            models[policy].fit(data, steps_per_epoch=warmup_steps, epochs=1, verbose=0, shuffle=False)
+            models[policy].fit(data, steps_per_epoch=_whole_executions(models[policy], warmup_steps), epochs=1,
+                               verbose=0, shuffle=False)
         # (last step index, time) at the end of each execution; the callback also makes Keras wait for each.
         ends = []
         clock = keras.callbacks.LambdaCallback(
             on_train_batch_end=lambda step, logs: ends.append((step, time.perf_counter())))
-        per_execution = getattr(models[policy], "steps_per_execution", 1) or 1
-        models[policy].fit(data, steps_per_epoch=per_execution * (steps + 1), epochs=1, verbose=0, shuffle=False,
-                           callbacks=[clock])
+        timed = _whole_executions(models[policy], steps)
+        models[policy].fit(data, steps_per_epoch=timed + (getattr(models[policy], "steps_per_execution", 1) or 1),
+                           epochs=1, verbose=0, shuffle=False, callbacks=[clock])
         (first_step, first_end), (last_step, last_end) = ends[0], ends[-1]
         return (last_end - first_end) / (last_step - first_step)
 
     return probe
+
+
+def _whole_executions(model, steps):
+    """The fewest steps, at least ``steps``, that make whole executions of ``model``."""
+    per_execution = getattr(model, "steps_per_execution", 1) or 1
+    return -(-steps // per_execution) * per_execution
 
 
 def _synthetic_batch(element_spec, batch_size, seed):

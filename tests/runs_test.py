@@ -87,8 +87,8 @@ class KillMidEpoch(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self.epoch == 2 and batch == 1:
+    def on_train_batch_end(self, batch, logs=None):  # once per call of several steps, before the epoch ends
+        if self.epoch == 2:
             os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -20,6 +20,8 @@ this contract, never by testing attributes:
 """
 
 import abc
+import inspect
+import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -43,6 +45,31 @@ class GenerativeModel(keras.Model, metaclass=abc.ABCMeta):
     """
 
     kind: ClassVar[str]
+    #: Training steps per call of the compiled step function, unless ``compile`` names a number.
+    STEPS_PER_EXECUTION: ClassVar[int] = 16
+
+    def compile(self, *args: Any, steps_per_execution: int | None = None, **kwargs: Any) -> None:
+        """`keras.Model.compile`; ``steps_per_execution=None`` (the default) lets ``fit`` run up to
+        `STEPS_PER_EXECUTION` training steps in one call of the compiled step.
+
+        One call per step cost the VAE and the GAN of `benchmarks/throughput.py` 5-8% of their
+        speed (the Python loop of ``fit`` between steps leaves a core idle). Callbacks' batch hooks
+        then run once per call, as Keras documents. Keras runs whole calls, so a ``fit`` given
+        ``steps_per_epoch`` would overrun it (48 steps for 40 at 16 per call): the number per call
+        is lowered to a divisor of every ``steps_per_epoch`` and ``evaluate`` ``steps`` seen.
+        Under a strategy of several replicas it stays 1: Keras's loop of steps fails there with
+        TensorFlow 2.21 ("You must feed a value for placeholder tensor").
+        """
+        super().compile(*args, steps_per_execution=steps_per_execution or 1, **kwargs)
+        self.automatic_steps_per_execution = steps_per_execution is None
+        if self.automatic_steps_per_execution and self.distribute_strategy.num_replicas_in_sync == 1:
+            self.steps_per_execution = self.STEPS_PER_EXECUTION
+
+    def get_compile_config(self) -> dict | None:
+        config = super().get_compile_config()
+        if config and getattr(self, "automatic_steps_per_execution", False):
+            config["steps_per_execution"] = None
+        return config
 
     @abc.abstractmethod
     def networks(self) -> dict[str, keras.Model]:
@@ -83,11 +110,23 @@ class GenerativeModel(keras.Model, metaclass=abc.ABCMeta):
         """
         if "validation_data" in kwargs:
             kwargs["validation_data"] = _steady_input(kwargs["validation_data"])
+        self._divide_steps(_argument(keras.Model.fit, "steps_per_epoch", x, args, kwargs))
         return super().fit(_steady_input(x), *args, **kwargs)
 
     def evaluate(self, x=None, *args, **kwargs):
         """`keras.Model.evaluate`, with tf.data's autotuning off as in `fit`."""
+        self._divide_steps(_argument(keras.Model.evaluate, "steps", x, args, kwargs))
         return super().evaluate(_steady_input(x), *args, **kwargs)
+
+    def _divide_steps(self, steps: int | None) -> None:
+        """Lower an automatic ``steps_per_execution`` to a divisor of ``steps`` (the compiled
+        functions are then traced anew; a number that already divides keeps them)."""
+        if not steps or not getattr(self, "automatic_steps_per_execution", False):
+            return
+        divisor = math.gcd(self.steps_per_execution, int(steps))
+        if divisor != self.steps_per_execution:
+            self.steps_per_execution = divisor
+            self.train_function = self.test_function = self.predict_function = None
 
     def grid_examples(self, dataset: "tf.data.Dataset") -> Any:
         """What `sample_grid` needs from the training data (nothing, by default)."""
@@ -96,6 +135,11 @@ class GenerativeModel(keras.Model, metaclass=abc.ABCMeta):
     def test_metrics(self, dataset: "tf.data.Dataset") -> dict[str, float]:
         """Metrics of this kind of model on a test dataset, beyond ``evaluate``'s losses."""
         return {}
+
+
+def _argument(method: Callable, name: str, x: Any, args: tuple, kwargs: dict) -> Any:
+    """The value of parameter ``name`` in a call ``method(self, x, *args, **kwargs)``, or None."""
+    return inspect.signature(method).bind_partial(None, x, *args, **kwargs).arguments.get(name)
 
 
 def _steady_input(data: Any) -> Any:

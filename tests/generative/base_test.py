@@ -73,3 +73,46 @@ def test_fit_and_evaluate_hand_keras_datasets_with_autotuning_off_unless_they_ch
     (trained, validation), (evaluated, _), (array_input, _) = seen
     assert trained.options().autotune.enabled is False and evaluated.options().autotune.enabled is False
     assert validation is user_choice and array_input is arrays
+
+
+def _tiny_vae(**compile_options):
+    vae = VAE(image_shape=(8, 8, 1), latent_dim=2, filters=(8,), hidden_units=16, seed=0)
+    vae.compile(optimizer="adam", **compile_options)
+    return vae
+
+
+def test_fit_runs_several_steps_per_call_and_never_more_steps_than_asked():
+    images = tf.data.Dataset.from_tensor_slices(np.random.default_rng(0).random((60, 8, 8, 1), "float32"))
+    vae = _tiny_vae()
+    assert vae.steps_per_execution == GenerativeModel.STEPS_PER_EXECUTION == 16
+    vae.fit(images.batch(3), epochs=1, verbose=0)  # 20 batches: one call of 16, one of 4
+    assert int(vae.optimizer.iterations) == 20 and vae.steps_per_execution == 16
+    vae.fit(images.repeat().batch(3), steps_per_epoch=40, epochs=2, verbose=0)
+    assert int(vae.optimizer.iterations) == 20 + 80 and vae.steps_per_execution == 8
+    vae.fit(images.repeat().batch(3), steps_per_epoch=12, epochs=1, verbose=0)
+    assert int(vae.optimizer.iterations) == 112 and vae.steps_per_execution == 4
+    vae.evaluate(images.repeat().batch(3), steps=6, verbose=0)
+    assert vae.steps_per_execution == 2
+
+
+def test_a_given_steps_per_execution_is_kept_and_the_automatic_one_survives_saving(tmp_path):
+    images = tf.data.Dataset.from_tensor_slices(np.zeros((12, 8, 8, 1), "float32")).repeat().batch(3)
+    given = _tiny_vae(steps_per_execution=2)
+    given.fit(images, steps_per_epoch=4, epochs=1, verbose=0)
+    assert given.steps_per_execution == 2 and given.get_compile_config()["steps_per_execution"] == 2
+    automatic = _tiny_vae()
+    assert automatic.get_compile_config()["steps_per_execution"] is None
+    automatic.save(tmp_path / "vae.keras")
+    loaded = keras.saving.load_model(tmp_path / "vae.keras")
+    assert loaded.automatic_steps_per_execution and loaded.steps_per_execution == 16
+    gan = GAN(image_shape=(8, 8, 1), latent_dim=4, generator_filters=(8,), discriminator_filters=(8,))
+    gan.compile()
+    assert gan.steps_per_execution == 16
+
+
+def test_several_replicas_train_one_step_per_call(cpu_devices):
+    from keras_bigml.distribute import get_strategy
+
+    with get_strategy("mirrored", cpu_devices).scope():
+        vae = _tiny_vae()
+    assert vae.automatic_steps_per_execution and vae.steps_per_execution == 1
