@@ -218,9 +218,10 @@ def fit_probe(build: Callable[[], "keras.Model"], element_spec: object, batch_si
     Keras model, made under the policy in force) and fits at least
     ``warmup_steps`` steps (tracing); every call then times at least ``steps``
     steps and returns the seconds per step between the end of a first
-    execution and the end of the last (the model's ``steps_per_execution``
-    steps each; whole executions, so that a model that chooses its number per
-    call keeps it), so the cost of starting ``fit`` is not counted. The models stay alive between calls
+    execution (of the model's ``steps_per_execution`` steps) and the end of
+    the last, so the cost of starting ``fit`` is not counted. Both fit whole
+    executions, so a model that lowers its steps per execution to divide
+    ``steps_per_epoch`` keeps its number. The models stay alive between calls
     and are released with the probe. The batches are random data of
     ``element_spec`` (the training dataset's, images in [0, 1], integer labels
     0), so probing reads nothing from the real dataset and leaves its

@@ -245,8 +245,10 @@ class FusedBatchNormalization(layers.BatchNormalization):
     the examples), in float32 even under a mixed policy; TensorFlow's
     ``FusedBatchNormV3`` computes the statistics and the normalization in one
     kernel, and its gradient in one more, in the input's own dtype with float32
-    statistics. In the GAN of `benchmarks/throughput.py` Keras's batch
-    normalization took 26% of the training step's operation time. The weights,
+    statistics. In the GAN of `benchmarks/throughput.py` under mixed_bfloat16,
+    Keras's batch normalization took 26% of the training step's operation time,
+    and this layer made the step 1.29x faster (2,558 to 3,302 images/s; Intel
+    Xeon with AMX, 2 cores). The weights,
     configuration, moving averages (of the biased batch variance, as Keras keeps
     them) and results are Keras's, within rounding.
 
