@@ -56,7 +56,8 @@ class GenerativeModel(keras.Model, metaclass=abc.ABCMeta):
         speed (the Python loop of ``fit`` between steps leaves a core idle). Callbacks' batch hooks
         then run once per call, as Keras documents. Keras runs whole calls, so a ``fit`` given
         ``steps_per_epoch`` would overrun it (48 steps for 40 at 16 per call): the number per call
-        is lowered to a divisor of every ``steps_per_epoch`` and ``evaluate`` ``steps`` seen.
+        is lowered to a divisor of every ``steps_per_epoch``, ``validation_steps`` and ``evaluate``
+        ``steps`` seen.
         Under a strategy of several replicas it stays 1: Keras's loop of steps fails there with
         TensorFlow 2.21 ("You must feed a value for placeholder tensor").
         """
@@ -110,7 +111,8 @@ class GenerativeModel(keras.Model, metaclass=abc.ABCMeta):
         """
         if "validation_data" in kwargs:
             kwargs["validation_data"] = _steady_input(kwargs["validation_data"])
-        self._divide_steps(_argument(keras.Model.fit, "steps_per_epoch", x, args, kwargs))
+        for name in ("steps_per_epoch", "validation_steps"):
+            self._divide_steps(_argument(keras.Model.fit, name, x, args, kwargs))
         return super().fit(_steady_input(x), *args, **kwargs)
 
     def evaluate(self, x=None, *args, **kwargs):

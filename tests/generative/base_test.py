@@ -93,6 +93,9 @@ def test_fit_runs_several_steps_per_call_and_never_more_steps_than_asked():
     assert int(vae.optimizer.iterations) == 112 and vae.steps_per_execution == 4
     vae.evaluate(images.repeat().batch(3), steps=6, verbose=0)
     assert vae.steps_per_execution == 2
+    vae.fit(images.repeat().batch(3), steps_per_epoch=4, validation_data=images.repeat().batch(3),
+            validation_steps=3, epochs=1, verbose=0)
+    assert vae.steps_per_execution == 1 and int(vae.optimizer.iterations) == 116
 
 
 def test_a_given_steps_per_execution_is_kept_and_the_automatic_one_survives_saving(tmp_path):
