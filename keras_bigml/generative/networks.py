@@ -237,7 +237,7 @@ class SpectralDense(_SpectralNorm, layers.Dense):
 
 
 @keras.saving.register_keras_serializable(package="keras_bigml")
-class FusedBatchNormalization(layers.BatchNormalization):
+class BatchNormalization(layers.BatchNormalization):
     """`keras.layers.BatchNormalization` computed by TensorFlow's fused kernel where it can be.
 
     Keras normalizes with about a dozen element-wise operations and reductions
@@ -255,9 +255,11 @@ class FusedBatchNormalization(layers.BatchNormalization):
     The fused kernel serves inputs of rank 2 or 4 normalized over the last
     axis. A ``synchronized`` layer under a strategy of several replicas, a mask
     and ``renorm`` take Keras's own computation, so synchronized statistics stay
-    those of the global batch.
+    those of the global batch. The class keeps Keras's name, which Keras's files
+    use to find a network's layers: networks saved with Keras's layer load with
+    this one.
 
-    >>> layer = FusedBatchNormalization(momentum=0.5)
+    >>> layer = BatchNormalization(momentum=0.5)
     >>> x = np.array([[1.0, 10.0], [3.0, 30.0]], "float32")
     >>> layer(x, training=True).numpy().round(3).tolist()
     [[-1.0, -1.0], [1.0, 1.0]]
@@ -376,8 +378,8 @@ def dcgan_generator(latent_dim: int, image_shape: Sequence[int], filters: Sequen
 def _batch_norm(x, classes=None):
     """Synchronized batch normalization; with ``classes`` (one-hot), its scale and offset per class."""
     if classes is None:
-        return FusedBatchNormalization(synchronized=True)(x)
-    x = FusedBatchNormalization(synchronized=True, center=False, scale=False)(x)
+        return BatchNormalization(synchronized=True)(x)
+    x = BatchNormalization(synchronized=True, center=False, scale=False)(x)
     # Bias-free Dense layers on the one-hot label are tables of a row per class, with dense gradients.
     broadcast = (1,) * (len(x.shape) - 2) + (x.shape[-1],)
     scale = layers.Dense(x.shape[-1], use_bias=False, kernel_initializer="ones")(classes)

@@ -115,6 +115,23 @@ def test_file_without_average_statistics_samples_as_before_and_fit_starts_them(t
     assert not old_style._statistics_from_generator
 
 
+def test_a_gan_saved_with_keras_batch_normalization_loads_into_the_fused_one(tmp_path, monkeypatch):
+    from keras_bigml.generative import networks
+
+    with monkeypatch.context() as patched:  # the generator of releases before the fused layer
+        patched.setattr(networks, "BatchNormalization", keras.layers.BatchNormalization)
+        before = GAN(**TINY, seed=0)
+        before.compile()
+        before.fit(digits(), epochs=1, verbose=0)
+        before.save(tmp_path / "before.keras")
+    assert not any(isinstance(layer, networks.BatchNormalization) for layer in before.generator.layers)
+    loaded = keras.saving.load_model(tmp_path / "before.keras")
+    fused = [layer for layer in loaded.generator.layers if isinstance(layer, networks.BatchNormalization)]
+    assert fused and fused[0].moving_mean.numpy().any()  # trained statistics, not fresh zeros
+    z = np.random.default_rng(0).standard_normal((4, 4)).astype("float32")
+    np.testing.assert_allclose(loaded.generate(z=z), before.generate(z=z), atol=1e-5)
+
+
 def test_conditional_gan_needs_labels_and_generates_per_class():
     gan = GAN(**TINY, num_classes=10, seed=0)
     gan.compile()

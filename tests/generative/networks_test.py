@@ -3,7 +3,7 @@ import pytest
 
 from keras_bigml.distribute import get_strategy
 from keras_bigml.generative.networks import (
-    FusedBatchNormalization,
+    BatchNormalization,
     MaskedConv2D,
     SpectralConv2D,
     SpectralDense,
@@ -117,7 +117,7 @@ def test_dcgan_critic_has_no_batch_norm_and_generator_syncs_it():
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in critic.layers)
     layers = dcgan_generator(4, (8, 8, 1), (8,)).layers
     norms = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
-    assert norms and all(layer.synchronized and isinstance(layer, FusedBatchNormalization) for layer in norms)
+    assert norms and all(layer.synchronized and isinstance(layer, BatchNormalization) for layer in norms)
 
 
 def _normalize_with_gradients(layer, x, training=True):
@@ -140,7 +140,7 @@ def test_fused_batch_norm_matches_keras_in_training_and_inference(shape, options
     import keras
 
     x = np.random.default_rng(0).normal(3.0, 2.0, size=shape).astype("float32")
-    fused, plain = FusedBatchNormalization(**options), keras.layers.BatchNormalization(**options)
+    fused, plain = BatchNormalization(**options), keras.layers.BatchNormalization(**options)
     for layer in (fused, plain):
         layer.build(shape)
         if layer.scale:  # weights away from 1 and 0, so that a dropped scale or offset shows
@@ -166,7 +166,7 @@ def test_fused_batch_norm_under_mixed_precision_keeps_the_dtypes(mixed_bfloat16)
     import keras
 
     x = np.random.default_rng(1).normal(size=(32, 4, 4, 8)).astype("float32")
-    fused, plain = FusedBatchNormalization(), keras.layers.BatchNormalization()
+    fused, plain = BatchNormalization(), keras.layers.BatchNormalization()
     (fused_out, fused_grads), (plain_out, plain_grads) = (
         _normalize_with_gradients(layer, x) for layer in (fused, plain))
     assert fused_out.dtype == plain_out.dtype and str(fused_out.dtype) == "bfloat16"
@@ -183,25 +183,25 @@ def test_synchronized_fused_batch_norm_takes_global_statistics_on_two_replicas(c
     x[4:] += 5.0  # the replicas' halves differ: local statistics would give other outputs
     strategy = get_strategy("mirrored", cpu_devices)  # one per process: the tests share it
     with strategy.scope():
-        layer = FusedBatchNormalization(synchronized=True)
+        layer = BatchNormalization(synchronized=True)
         layer.build(x.shape)
     halves = strategy.experimental_distribute_values_from_function(
         lambda context: tf.constant(np.split(x, 2)[context.replica_id_in_sync_group]))
     outputs = strategy.run(tf.function(lambda batch: layer(batch, training=True)), args=(halves,))
     together = np.concatenate([tensor.numpy() for tensor in strategy.experimental_local_results(outputs)])
-    single = FusedBatchNormalization(synchronized=True)
+    single = BatchNormalization(synchronized=True)
     np.testing.assert_allclose(together, single(x, training=True).numpy(), rtol=1e-4, atol=1e-4)
 
 
 def test_fused_batch_norm_round_trips(tmp_path):
     import keras
 
-    model = keras.Sequential([keras.Input((4,)), FusedBatchNormalization(momentum=0.9, synchronized=True)])
+    model = keras.Sequential([keras.Input((4,)), BatchNormalization(momentum=0.9, synchronized=True)])
     model(np.random.default_rng(3).normal(size=(8, 4)).astype("float32"), training=True)
     model.save(tmp_path / "bn.keras")
     loaded = keras.saving.load_model(tmp_path / "bn.keras")
     layer = loaded.layers[0]
-    assert type(layer) is FusedBatchNormalization and layer.momentum == 0.9 and layer.synchronized
+    assert type(layer) is BatchNormalization and layer.momentum == 0.9 and layer.synchronized
     np.testing.assert_array_equal(layer.moving_mean.numpy(), model.layers[0].moving_mean.numpy())
 
 
