@@ -168,7 +168,7 @@ class CycleGAN(TranslationModel):
         Parameters
         ----------
         generator_ab_optimizer, generator_ba_optimizer, discriminator_a_optimizer, discriminator_b_optimizer
-            Keras optimizers or identifiers; default Adam(``learning_rate``, beta_1=0.5).
+            Keras optimizers or identifiers; default `FusedAdam` (``learning_rate``, beta_1=0.5).
         loss : {"lsgan", "bce"}
         learning_rate : float or LearningRateSchedule
             For the default optimizers, e.g. `keras_bigml.generative.schedules.LinearDecay`.

@@ -166,7 +166,7 @@ class GAN(SavedSeedState, LatentGenerativeModel):
         Parameters
         ----------
         d_optimizer, g_optimizer : keras optimizer or identifier, optional
-            Default: Adam with learning rate 2e-4 and beta_1 0.5 (DCGAN), or
+            Default: `FusedAdam` (Keras's Adam in one kernel) with learning rate 2e-4 and beta_1 0.5 (DCGAN), or
             1e-4, beta_1 0 and beta_2 0.9 for WGAN-GP (Gulrajani et al.).
         loss : {"bce", "lsgan", "hinge", "wgan-gp"}
         **kwargs
