@@ -248,9 +248,9 @@ class BatchNormalization(layers.BatchNormalization):
     statistics. In the GAN of `benchmarks/throughput.py` under mixed_bfloat16,
     Keras's batch normalization took 26% of the training step's operation time,
     and this layer made the step 1.29x faster (2,558 to 3,302 images/s; Intel
-    Xeon with AMX, 2 cores). The weights,
-    configuration, moving averages (of the biased batch variance, as Keras keeps
-    them) and results are Keras's, within rounding.
+    Xeon with AMX, 2 cores). The weights, configuration, moving averages (of the
+    biased batch variance, as Keras keeps them) and results are Keras's, within
+    rounding.
 
     The fused kernel serves inputs of rank 2 or 4 normalized over the last
     axis. A ``synchronized`` layer under a strategy of several replicas, a mask
