@@ -275,9 +275,9 @@ def fit_probe(build: Callable[[], "keras.Model"], element_spec: object, batch_si
         ends = []
         clock = keras.callbacks.LambdaCallback(
             on_train_batch_end=lambda step, logs: ends.append((step, time.perf_counter())))
-        timed = _whole_executions(models[policy], steps)
-        models[policy].fit(data, steps_per_epoch=timed + (getattr(models[policy], "steps_per_execution", 1) or 1),
-                           epochs=1, verbose=0, shuffle=False, callbacks=[clock])
+        first_and_timed = _whole_executions(models[policy], 1) + _whole_executions(models[policy], steps)
+        models[policy].fit(data, steps_per_epoch=first_and_timed, epochs=1, verbose=0, shuffle=False,
+                           callbacks=[clock])
         (first_step, first_end), (last_step, last_end) = ends[0], ends[-1]
         return (last_end - first_end) / (last_step - first_step)
 

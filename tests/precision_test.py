@@ -277,6 +277,24 @@ def test_fit_probe_measures_seconds_per_step_without_the_start_of_fit(steps_per_
     assert 0.05 <= seconds("float32") < 0.12
 
 
+def test_fit_probe_keeps_a_generative_models_automatic_steps_per_call():
+    from keras_bigml.generative import VAE
+
+    built = []
+
+    def build():
+        vae = VAE(image_shape=(8, 8, 1), latent_dim=2, filters=(8,), hidden_units=16, seed=0)
+        vae.compile(optimizer="adam")
+        built.append(vae)
+        return vae
+
+    probe = fit_probe(build, tf.TensorSpec((None, 8, 8, 1), tf.float32), batch_size=4, steps=10, warmup_steps=3)
+    assert probe("float32") > 0
+    # Warming up 3 steps or timing 10 would have lowered it to 1 (a divisor of 3) or 2.
+    assert built[0].steps_per_execution == 16
+    assert int(built[0].optimizer.iterations) == 16 + 16 + 16  # warm-up, first execution, timed execution
+
+
 def test_synthetic_batches_follow_the_spec():
     from keras_bigml.precision import _synthetic_batch
 
