@@ -41,7 +41,7 @@ def test_outputs_stay_float32_under_mixed_precision(mixed_bfloat16):
 
 
 @pytest.mark.parametrize("compiled", [None, "graph", "xla"])
-def test_swish_takes_its_bfloat16_gradient_in_float32_and_leaves_float32_alone(compiled):
+def test_swish_takes_its_gradient_in_float32_and_leaves_the_float32_forward_pass_alone(compiled):
     import keras
     import tensorflow as tf
 
@@ -74,8 +74,32 @@ def test_swish_takes_its_bfloat16_gradient_in_float32_and_leaves_float32_alone(c
     assert errors[tf.float16][0] <= errors[tf.float16][1]
     keras_float32 = value_and_gradient(keras.activations.swish, tf.float32)
     ours_float32 = value_and_gradient(swish, tf.float32)
-    assert all(a.tobytes() == b.tobytes() for a, b in zip(ours_float32, keras_float32))
+    # The forward pass is tf.nn.silu's; a graph may or may not fuse it into oneDNN's swish kernel,
+    # whose sigmoid differs from Eigen's by a few float32 rounding steps.
+    np.testing.assert_allclose(ours_float32[0], keras_float32[0], rtol=1e-6, atol=0)
+    # The fused float32 gradient is within float32 rounding of exact, as TensorFlow's own is.
+    np.testing.assert_allclose(ours_float32[1], exact_gradient, rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(keras_float32[1], exact_gradient, rtol=2e-5, atol=2e-6)
     assert swish(keras.Input((3,))).shape == (None, 3)
+
+
+def test_swish_gradient_is_one_xla_compiled_call():
+    import tensorflow as tf
+
+    @tf.function
+    def gradient(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = swish(x)
+        return tape.gradient(y, x)
+
+    graph = gradient.get_concrete_function(tf.TensorSpec((4, 3), tf.float32)).graph
+    compiled = [op for op in graph.get_operations()
+                if op.type in ("PartitionedCall", "StatefulPartitionedCall")
+                and op.node_def.attr["_XlaMustCompile"].b]
+    assert len(compiled) == 1
+    # The forward pass's sigmoid only: TensorFlow's own gradient would add a second one.
+    assert [op.type for op in graph.get_operations()].count("Sigmoid") == 1
 
 
 def test_networks_save_their_swish_by_name(tmp_path):
