@@ -298,6 +298,42 @@ class BatchNormalization(layers.BatchNormalization):
                 and self.compute_dtype in ("float32", "bfloat16", "float16") and self.epsilon >= 1.001e-5)
 
 
+@keras.saving.register_keras_serializable(package="keras_bigml")
+class LeakyReLU(layers.LeakyReLU):
+    """`keras.layers.LeakyReLU` whose gradient is computed from its output instead of its input.
+
+    TensorFlow differentiates ``LeakyRelu`` from its input, the output of the
+    convolution's ``BiasAdd``. Grappler's remapper fuses convolution, bias and
+    activation into one oneDNN kernel, which removes that ``BiasAdd``, and then
+    fails on the whole training step ("remapper failed: ... fanout ... exist for
+    missing node ...BiasAdd") and leaves every fusion of the step undone. With a
+    slope of at least 0 (which Keras requires) an output is positive exactly
+    where its input is, so the output gives the same gradient and leaves the
+    ``BiasAdd`` free to fuse. Keras's class name is kept, as for
+    `BatchNormalization`; the layer has no weights.
+
+    >>> x = tf.constant([-2.0, 0.0, 3.0])
+    >>> with tf.GradientTape() as tape:
+    ...     tape.watch(x)
+    ...     y = LeakyReLU(0.2)(x)
+    >>> y.numpy().tolist(), tape.gradient(y, x).numpy().round(3).tolist()
+    ([-0.4000000059604645, 0.0, 3.0], [0.2, 0.2, 1.0])
+    """
+
+    def call(self, inputs):
+        slope = self.negative_slope
+
+        @tf.custom_gradient
+        def leaky_relu(x):
+            y = tf.nn.leaky_relu(x, alpha=slope)
+            # The output only tells where the slope changes: held constant, so that a second
+            # derivative (WGAN-GP's penalty) does not differentiate the forward op from its input.
+            return y, lambda upstream: tf.raw_ops.LeakyReluGrad(
+                gradients=upstream, features=tf.stop_gradient(y), alpha=slope)
+
+        return leaky_relu(tf.convert_to_tensor(inputs))
+
+
 def pixelcnn_head(image_shape: Sequence[int], units: int, num_layers: int, name: str = "pixel_head") -> keras.Model:
     """An autoregressive likelihood head: Bernoulli logits of each pixel from the pixels before
     it and a decoder's features at it (the decoder of PixelVAE, Gulrajani et al., 2017).
@@ -410,7 +446,7 @@ def dcgan_discriminator(image_shape: Sequence[int], filters: Sequence[int] = (64
     convolution, dense = (SpectralConv2D, SpectralDense) if spectral_norm else (layers.Conv2D, layers.Dense)
     for units in filters:
         x = convolution(units, 4, strides=2, padding="same")(x)
-        x = layers.LeakyReLU(0.2)(x)
+        x = LeakyReLU(0.2)(x)
     features = layers.Flatten()(x)
     logits = dense(1, dtype="float32")(features)
     if not num_classes:

@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import h5py
 import keras
 import numpy as np
@@ -115,11 +119,12 @@ def test_file_without_average_statistics_samples_as_before_and_fit_starts_them(t
     assert not old_style._statistics_from_generator
 
 
-def test_a_gan_saved_with_keras_batch_normalization_loads_into_the_fused_one(tmp_path, monkeypatch):
+def test_a_gan_saved_with_keras_layers_loads_into_ours(tmp_path, monkeypatch):
     from keras_bigml.generative import networks
 
-    with monkeypatch.context() as patched:  # the generator of releases before the fused layer
+    with monkeypatch.context() as patched:  # the networks of releases before our layers
         patched.setattr(networks, "BatchNormalization", keras.layers.BatchNormalization)
+        patched.setattr(networks, "LeakyReLU", keras.layers.LeakyReLU)
         before = GAN(**TINY, seed=0)
         before.compile()
         before.fit(digits(), epochs=1, verbose=0)
@@ -130,6 +135,31 @@ def test_a_gan_saved_with_keras_batch_normalization_loads_into_the_fused_one(tmp
     assert fused and fused[0].moving_mean.numpy().any()  # trained statistics, not fresh zeros
     z = np.random.default_rng(0).standard_normal((4, 4)).astype("float32")
     np.testing.assert_allclose(loaded.generate(z=z), before.generate(z=z), atol=1e-5)
+    assert not any(isinstance(layer, networks.LeakyReLU) for layer in before.discriminator.layers)
+    assert any(isinstance(layer, networks.LeakyReLU) for layer in loaded.discriminator.layers)
+    images = np.random.default_rng(1).uniform(-1, 1, (4, 8, 8, 1)).astype("float32")
+    np.testing.assert_allclose(loaded.discriminator(images), before.discriminator(images), atol=1e-6)
+
+
+def test_gan_training_step_keeps_grappler_fusions(tmp_path):
+    """Keras's LeakyReLU made grappler's remapper fail on the whole step (TensorFlow 2.21 with
+    oneDNN): its gradient reads the BiasAdd that the remapper fuses away, and so did WGAN-GP's
+    second derivative through our layer until its output was held constant there. The error is
+    logged from C++, so a fresh process with TensorFlow's logging on shows it."""
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from keras_bigml.generative import GAN\n"
+        "for loss in ('bce', 'wgan-gp'):  # the critic's second derivative too\n"
+        "    gan = GAN((8, 8, 1), latent_dim=4, generator_filters=(8,), discriminator_filters=(8, 8), seed=0)\n"
+        "    gan.compile(loss=loss)\n"
+        "    gan.fit(np.zeros((64, 8, 8, 1), 'float32'), batch_size=16, epochs=1, verbose=0)\n"
+        "print('trained')\n"
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert "trained" in result.stdout, result.stderr[-2000:]
+    assert "remapper failed" not in result.stderr
 
 
 def test_conditional_gan_needs_labels_and_generates_per_class():

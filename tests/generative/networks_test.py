@@ -4,6 +4,7 @@ import pytest
 from keras_bigml.distribute import get_strategy
 from keras_bigml.generative.networks import (
     BatchNormalization,
+    LeakyReLU,
     MaskedConv2D,
     SpectralConv2D,
     SpectralDense,
@@ -227,6 +228,61 @@ def test_fused_batch_norm_round_trips(tmp_path):
     layer = loaded.layers[0]
     assert type(layer) is BatchNormalization and layer.momentum == 0.9 and layer.synchronized
     np.testing.assert_array_equal(layer.moving_mean.numpy(), model.layers[0].moving_mean.numpy())
+
+
+@pytest.mark.parametrize("slope", [0.2, 0.0])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_leaky_relu_matches_keras_values_and_gradients(slope, compiled):
+    import keras
+    import tensorflow as tf
+
+    x = tf.constant(np.concatenate([np.linspace(-3, 3, 61), [0.0, -1e-30, 1e-30]]).astype("float32"))
+
+    def value_and_gradient(layer):
+        def run(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x)
+            return y, tape.gradient(y, x, output_gradients=tf.range(1.0, 1.0 + x.shape[0]))
+
+        y, gradient = (tf.function(run) if compiled else run)(x)
+        return y.numpy(), gradient.numpy()
+
+    ours, theirs = value_and_gradient(LeakyReLU(slope)), value_and_gradient(keras.layers.LeakyReLU(slope))
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    np.testing.assert_array_equal(ours[1], theirs[1])
+
+
+def test_leaky_relu_second_order_gradient_matches_keras():
+    """A WGAN-GP critic differentiates the norm of its input gradient by its weights."""
+    import keras
+    import tensorflow as tf
+
+    x = tf.constant(np.random.default_rng(4).normal(size=(5, 3)).astype("float32"))
+    kernel = np.random.default_rng(5).normal(size=(3, 4)).astype("float32")
+
+    def penalty_gradient(layer):
+        weights = tf.Variable(kernel)
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                scores = tf.reduce_sum(layer(tf.matmul(x, weights)) * tf.range(1.0, 5.0))
+            penalty = tf.reduce_sum(tf.square(inner.gradient(scores, x)))
+        return outer.gradient(penalty, weights).numpy()
+
+    ours = penalty_gradient(LeakyReLU(0.2))
+    np.testing.assert_allclose(ours, penalty_gradient(keras.layers.LeakyReLU(0.2)), rtol=1e-6, atol=1e-6)
+    assert np.abs(ours).min() > 0
+
+
+def test_leaky_relu_round_trips_by_name(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((3,)), LeakyReLU(0.3)])
+    model.save(tmp_path / "leaky.keras")
+    loaded = keras.saving.load_model(tmp_path / "leaky.keras", safe_mode=True)
+    assert type(loaded.layers[0]) is LeakyReLU and loaded.layers[0].negative_slope == 0.3
+    assert isinstance(loaded.layers[0], keras.layers.LeakyReLU)
 
 
 def test_projection_discriminator_scores_depend_on_the_label():
