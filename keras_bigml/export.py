@@ -105,7 +105,10 @@ def export_saved_model(model: keras.Model, path: str | os.PathLike) -> str | os.
         archive.add_endpoint(name=name, fn=function, input_signature=input_signature)
     path = os.fspath(path)
     with atomic_path(path) as tmp:
-        archive.write_out(tmp, verbose=False)
+        # Serving needs no gradients: without them the export holds no training-only functions
+        # (swish's gradient is an XLA-compiled function that serving never calls).
+        archive.write_out(tmp, options=tf.saved_model.SaveOptions(experimental_custom_gradients=False),
+                          verbose=False)
     return path
 
 

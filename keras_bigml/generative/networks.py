@@ -35,8 +35,8 @@ def swish(x):
     2.6x faster than the six ops on the VAE's tensors); the rest of the step stays
     on TensorFlow's oneDNN kernels, which XLA's own convolutions do not match on CPU.
     Bfloat16 and float16 inputs are widened to float32 inside it and the result cast
-    back once. The forward pass is ``tf.nn.silu``'s, and symbolic inputs
-    (``keras.Input``) take ``keras.ops.silu``.
+    back once. The forward pass is ``tf.nn.silu``'s; float64 inputs take ``tf.nn.silu``
+    whole, gradient too, and symbolic inputs (``keras.Input``) ``keras.ops.silu``.
 
     >>> x = tf.constant([-1.0, 0.0, 2.0], tf.bfloat16)
     >>> with tf.GradientTape() as tape:
@@ -47,7 +47,8 @@ def swish(x):
     """
     if isinstance(x, keras.KerasTensor):
         return keras.ops.silu(x)
-    return _swish_with_fused_gradient(tf.convert_to_tensor(x))
+    x = tf.convert_to_tensor(x)
+    return tf.nn.silu(x) if x.dtype == tf.float64 else _swish_with_fused_gradient(x)
 
 
 @tf.custom_gradient
@@ -55,7 +56,8 @@ def _swish_with_fused_gradient(x):
     return tf.nn.silu(x), lambda upstream: _swish_gradient(x, upstream)
 
 
-# reduce_retracing: one trace serves every shape (XLA compiles each shape once as it meets it).
+# reduce_retracing relaxes dimensions to unknown, so new batch sizes reuse a trace (a trace per
+# rank, dtype and device); XLA compiles each concrete shape once as it meets it.
 @tf.function(jit_compile=True, reduce_retracing=True)
 def _swish_gradient(x, upstream):
     # Computed in the backward pass from x alone, as TensorFlow's own swish gradient does, so no
@@ -309,8 +311,9 @@ class LeakyReLU(layers.LeakyReLU):
     missing node ...BiasAdd") and leaves every fusion of the step undone. With a
     slope of at least 0 (which Keras requires) an output is positive exactly
     where its input is, so the output gives the same gradient and leaves the
-    ``BiasAdd`` free to fuse. Keras's class name is kept, as for
-    `BatchNormalization`; the layer has no weights.
+    ``BiasAdd`` free to fuse. The DCGAN discriminator and the CycleGAN's networks
+    use it; GANs and CycleGANs saved with Keras's layer rebuild their default
+    networks from their configuration, so they load with this one.
 
     >>> x = tf.constant([-2.0, 0.0, 3.0])
     >>> with tf.GradientTape() as tape:

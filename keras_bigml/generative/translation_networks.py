@@ -17,7 +17,7 @@ import keras
 from keras import layers
 
 from keras_bigml.errors import ConfigError
-from keras_bigml.generative.networks import check_image_shape
+from keras_bigml.generative.networks import LeakyReLU, check_image_shape
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -118,7 +118,7 @@ def unet_generator(input_shape: Sequence[int], output_channels: int, filters: in
         x = layers.Conv2D(filters * 2 ** min(level, 3), 4, strides=2, padding="same")(x)
         if 0 < level < depth - 1:
             x = instance_norm()(x)
-        x = layers.LeakyReLU(0.2)(x)
+        x = LeakyReLU(0.2)(x)
         skips.append(x)
     for level in reversed(range(depth - 1)):
         x = layers.Conv2DTranspose(filters * 2 ** min(level, 3), 4, strides=2, padding="same")(x)
@@ -139,11 +139,11 @@ def patchgan_discriminator(input_shape: Sequence[int], filters: int = 64, layers
     """
     check_image_shape(input_shape, layers_count)
     images = keras.Input(input_shape, name="images")
-    x = layers.LeakyReLU(0.2)(layers.Conv2D(filters, 4, strides=2, padding="same")(images))
+    x = LeakyReLU(0.2)(layers.Conv2D(filters, 4, strides=2, padding="same")(images))
     for level in range(1, layers_count + 1):
         strides = 2 if level < layers_count else 1
         x = layers.Conv2D(filters * 2 ** min(level, 3), 4, strides=strides, padding="same")(x)
-        x = layers.LeakyReLU(0.2)(instance_norm()(x))
+        x = LeakyReLU(0.2)(instance_norm()(x))
     outputs = layers.Conv2D(1, 4, padding="same", dtype="float32")(x)
     return keras.Model(images, outputs, name=name)
 

@@ -199,3 +199,18 @@ def test_photo_sized_defaults_build_the_papers_networks():
     assert blocks == 9 and model.discriminator_a.output_shape == (None, 32, 32, 1)
     photo = np.random.default_rng(0).random((1, 256, 256, 3)).astype("float32")
     assert model.translate(photo).shape == (1, 256, 256, 3)
+
+
+def test_a_cyclegan_saved_with_keras_leaky_relu_loads_into_ours(tmp_path, monkeypatch):
+    from keras_bigml.generative import networks, translation_networks
+
+    with monkeypatch.context() as patched:  # the networks of releases before our layer
+        patched.setattr(translation_networks, "LeakyReLU", keras.layers.LeakyReLU)
+        before = CycleGAN((8, 8, 1), (8, 8, 1), **TINY, seed=0)
+        before.save(tmp_path / "before.keras")
+    assert not any(isinstance(layer, networks.LeakyReLU) for layer in before.discriminator_a.layers)
+    loaded = keras.saving.load_model(tmp_path / "before.keras")
+    assert any(isinstance(layer, networks.LeakyReLU) for layer in loaded.discriminator_a.layers)
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 8, 8, 1)).astype("float32")
+    for name in ("discriminator_a", "generator_ab"):
+        np.testing.assert_allclose(getattr(loaded, name)(images), getattr(before, name)(images), atol=1e-6)

@@ -141,23 +141,31 @@ def test_a_gan_saved_with_keras_layers_loads_into_ours(tmp_path, monkeypatch):
     np.testing.assert_allclose(loaded.discriminator(images), before.discriminator(images), atol=1e-6)
 
 
-def test_gan_training_step_keeps_grappler_fusions(tmp_path):
-    """Keras's LeakyReLU made grappler's remapper fail on the whole step (TensorFlow 2.21 with
-    oneDNN): its gradient reads the BiasAdd that the remapper fuses away, and so did WGAN-GP's
-    second derivative through our layer until its output was held constant there. The error is
-    logged from C++, so a fresh process with TensorFlow's logging on shows it."""
+@pytest.mark.large
+def test_gan_and_cyclegan_training_steps_keep_grappler_fusions(tmp_path):
+    """Keras's LeakyReLU made grappler's remapper fail on the whole step of the GAN and the
+    CycleGAN (TensorFlow 2.21 with oneDNN): its gradient reads the BiasAdd that the remapper
+    fuses away, and so did WGAN-GP's second derivative through our layer until its output was
+    held constant there. The error is logged from C++, so a fresh process with TensorFlow's
+    logging on shows it."""
     script = tmp_path / "train.py"
     script.write_text(
         "import numpy as np\n"
-        "from keras_bigml.generative import GAN\n"
+        "import tensorflow as tf\n"
+        "from keras_bigml.generative import GAN, CycleGAN\n"
         "for loss in ('bce', 'wgan-gp'):  # the critic's second derivative too\n"
         "    gan = GAN((8, 8, 1), latent_dim=4, generator_filters=(8,), discriminator_filters=(8, 8), seed=0)\n"
         "    gan.compile(loss=loss)\n"
         "    gan.fit(np.zeros((64, 8, 8, 1), 'float32'), batch_size=16, epochs=1, verbose=0)\n"
+        "cyclegan = CycleGAN((8, 8, 1), (8, 8, 1), generator_filters=4, discriminator_filters=4,\n"
+        "                    residual_blocks=1, discriminator_layers=1, seed=0)\n"
+        "cyclegan.compile()\n"
+        "images = np.zeros((16, 8, 8, 1), 'float32')\n"
+        "cyclegan.fit(tf.data.Dataset.from_tensor_slices((images, images)).batch(8), epochs=1, verbose=0)\n"
         "print('trained')\n"
     )
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0", "TF_ENABLE_ONEDNN_OPTS": "1"})
     assert "trained" in result.stdout, result.stderr[-2000:]
     assert "remapper failed" not in result.stderr
 

@@ -82,6 +82,14 @@ def test_swish_takes_its_gradient_in_float32_and_leaves_the_float32_forward_pass
     np.testing.assert_allclose(ours_float32[1], exact_gradient, rtol=2e-5, atol=2e-6)
     np.testing.assert_allclose(keras_float32[1], exact_gradient, rtol=2e-5, atol=2e-6)
     assert swish(keras.Input((3,))).shape == (None, 3)
+    wide = tf.constant(np.linspace(-6, 6, 101), tf.float64)
+    gradients = []
+    for function in (swish, tf.nn.silu):
+        with tf.GradientTape() as tape:
+            tape.watch(wide)
+            y = function(wide)
+        gradients.append(tape.gradient(y, wide).numpy())
+    np.testing.assert_array_equal(*gradients)  # float64 is not narrowed to float32
 
 
 def test_swish_gradient_is_one_xla_compiled_call():
